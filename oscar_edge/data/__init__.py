@@ -1,0 +1,1 @@
+"""Dataset annotations and (in dataset.py) the training dataset."""

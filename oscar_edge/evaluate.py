@@ -1,0 +1,115 @@
+"""``oscar-edge evaluate``: mNoCoAP, NoCoAP10..90, AP50 and Pd / Fa of a model on a split.
+
+    python -m oscar_edge.evaluate --checkpoint runs/x/best.pt --data ../shared/data/sirst-v2 \
+        --split val_full --json metrics.json --plot pr.png
+
+Without --checkpoint the shipped model is evaluated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import UserError, run_cli
+from .metrics import DEFAULT_SCORE_THR, evaluate_detections, noco_key, noco_map, plot_pr_curves
+from .pipeline import Detector
+from .preprocess import read_grey
+
+
+def default_data_root() -> Path:
+    """``../shared/data/sirst-v2`` beside the repository (the development layout)."""
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "sirst-v2"
+
+
+def detect_split(detector: Detector, samples: Sequence, progress: bool = True
+                 ) -> Tuple[List[Tuple[np.ndarray, np.ndarray]], List[np.ndarray]]:
+    """Run ``detector`` on every sample. Returns detections and ground-truth NoCo maps."""
+    from tqdm import tqdm
+
+    dets, maps = [], []
+    for s in tqdm(samples, desc="evaluating", unit="img", disable=not progress, leave=False):
+        grey = read_grey(s.image_path)
+        d = detector(grey)
+        dets.append((d.boxes, d.scores))
+        maps.append(noco_map(grey, s.boxes))
+    return dets, maps
+
+
+def evaluate_model(detector: Detector, samples: Sequence, score_thr: float = DEFAULT_SCORE_THR,
+                   progress: bool = True) -> Dict[str, object]:
+    """All metrics of ``detector`` on ``samples`` (curves included under 'curves')."""
+    dets, maps = detect_split(detector, samples, progress)
+    return evaluate_detections(dets, samples, noco_maps=maps, score_thr=score_thr)
+
+
+def format_metrics(m: Dict[str, object]) -> str:
+    """A short human-readable report."""
+    keys = [noco_key(t / 10) for t in range(1, 10)]
+    lines = [
+        f"images {m['num_images']}  boxes {m['num_boxes']}  detections {m['num_detections']}",
+        f"mNoCoAP {m['mNoCoAP']:.4f}   AP50 {m['AP50']:.4f}",
+        "  ".join(f"{k} {m[k]:.3f}" for k in keys),
+        f"at score >= {m['score_thr']:.2f}: Pd {m['Pd']:.4f}  false alarms/image "
+        f"{m['Fa_per_image']:.3f}  per megapixel {m['Fa_per_MP']:.3f}",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oscar-edge evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="model checkpoint (.pt); default: the shipped model")
+    p.add_argument("--data", default=str(default_data_root()), help="SIRST-V2 root")
+    p.add_argument("--split", default="val_full")
+    p.add_argument("--score-thr", type=float, default=DEFAULT_SCORE_THR,
+                   help="score threshold for Pd / false alarms (default %(default)s)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--half", action="store_true", help="run the PyTorch model in FP16")
+    p.add_argument("--json", help="write the metrics as JSON here")
+    p.add_argument("--plot", help="write the precision-recall curves as PNG here")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    from .data.annotations import load_samples
+
+    for out in (args.json, args.plot):
+        if out:
+            _check_writable(out)
+    from .backends.torch_backend import TorchBackend
+    from .checkpoint import load_model
+
+    model, meta = load_model(args.checkpoint)
+    samples = load_samples(args.data, args.split)
+    detector = Detector(TorchBackend(model, args.device, args.half))
+    m = evaluate_model(detector, samples, args.score_thr, progress=not args.no_progress)
+    curves = m.pop("curves")
+    print(f"model {args.checkpoint or 'shipped'} ({model.preset.name}) on {args.split}")
+    print(format_metrics(m))
+    if args.json:
+        m.update(checkpoint=str(args.checkpoint or "shipped"), preset=model.preset.name,
+                 split=args.split)
+        Path(args.json).write_text(json.dumps(m, indent=2) + "\n")
+    if args.plot:
+        plot_pr_curves(curves, args.plot, title=f"{model.preset.name} on {args.split}")
+    return 0
+
+
+def _check_writable(path: str) -> None:
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"output folder does not exist: {parent}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""OSCAR cascade head: coarse level on P3, refine level on P2 (spec section 2).
+
+Outputs, for input (B, 3, H, W):
+    refine_score (B, 1, H/4, W/4)  modulated refine logit
+    refine_bbox  (B, 4, H/4, W/4)  deltas (dx1, dy1, dx2, dy2) in units of the refine stride
+    refine_noco  (B, 1, H/4, W/4)  NoCo logit
+    coarse_score (B, 1, H/8, W/8)  modulated coarse logit
+    coarse_bbox  (B, 4, H/8, W/8)  distances (l, t, r, b) in input pixels
+
+Decoding these into boxes is not part of the network: see ``oscar_edge.postprocess`` (numpy
+reference) and ``oscar_edge.models.boxes`` (the same rules in torch, for the losses).
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Deviation (named): the released head computes exp() of the scaled coarse regression without
+# a bound. We clamp the exponent at 10 (22026 px, far beyond any input) so that an early
+# training spike or an FP16 engine cannot produce inf.
+MAX_LOG_DISTANCE: float = 10.0
+
+
+class Scale(nn.Module):
+    """A learnable scalar multiplier (init 1.0)."""
+
+    def __init__(self, init: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def tower(cin: int, channels: int, depth: int, groups: int) -> nn.Sequential:
+    """``depth`` x [3x3 conv (no bias) + GroupNorm(groups) + ReLU]."""
+    layers = []
+    for i in range(depth):
+        layers += [
+            nn.Conv2d(cin if i == 0 else channels, channels, 3, padding=1, bias=False),
+            nn.GroupNorm(groups, channels),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
+def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class OscarHead(nn.Module):
+    """Coarse (P3) and refine (P2) towers, NoCo tower and mutual classifier modulation.
+
+    Args:
+        in_channels: F, FPN width.
+        channels: H, tower width.
+        coarse_depth / refine_depth: convs per tower on P3 / P2.
+        groups: GroupNorm groups.
+    """
+
+    def __init__(self, in_channels: int, channels: int, coarse_depth: int = 4,
+                 refine_depth: int = 4, groups: int = 32) -> None:
+        super().__init__()
+        f, h = in_channels, channels
+        self.coarse_cls_tower = tower(f, h, coarse_depth, groups)
+        self.coarse_reg_tower = tower(f, h, coarse_depth, groups)
+        self.coarse_cls = nn.Conv2d(h, 1, 3, padding=1)
+        self.coarse_reg = nn.Conv2d(h, 4, 3, padding=1)
+        self.coarse_scale = Scale()
+        self.refine_reg_tower = tower(f + h, h, refine_depth, groups)
+        self.refine_cls_tower = tower(f, h, refine_depth, groups)
+        self.refine_noco_tower = tower(f, h, refine_depth, groups)
+        self.refine_reg = nn.Conv2d(h, 4, 3, padding=1)
+        self.refine_cls = nn.Conv2d(h, 1, 3, padding=1)
+        self.refine_noco = nn.Conv2d(h, 1, 3, padding=1)
+        self.refine_scale = Scale()
+        self.coarse_mod = nn.Conv2d(h, 1, 3, padding=1)
+        self.refine_mod = nn.Conv2d(h, 1, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, p2: torch.Tensor, p3: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(P2, P3) -> (refine_score, refine_bbox, refine_noco, coarse_score, coarse_bbox)."""
+        c_cls_feat = self.coarse_cls_tower(p3)
+        c_reg_feat = self.coarse_reg_tower(p3)
+        c_logit = self.coarse_cls(c_cls_feat)
+        c_bbox = self.coarse_scale(self.coarse_reg(c_reg_feat)).clamp(max=MAX_LOG_DISTANCE).exp()
+
+        r_reg_feat = self.refine_reg_tower(torch.cat([p2, _resize(c_reg_feat, p2)], dim=1))
+        r_bbox = self.refine_scale(self.refine_reg(r_reg_feat))
+        r_cls_feat = self.refine_cls_tower(p2)
+        r_logit = self.refine_cls(r_cls_feat)
+        r_noco = self.refine_noco(self.refine_noco_tower(p2))
+
+        # Mutual modulation (both from the unmodulated features).
+        r_score = r_logit * torch.sigmoid(_resize(self.coarse_mod(c_cls_feat), p2))
+        c_score = c_logit * torch.sigmoid(_resize(self.refine_mod(r_cls_feat), p3))
+        return r_score, r_bbox, r_noco, c_score, c_bbox

@@ -1,0 +1,206 @@
+"""``oscar-edge train``: train a preset on SIRST-V2, validate with mNoCoAP, keep the best.
+
+    python -m oscar_edge.train --preset oscar-edge --data ../shared/data/sirst-v2 \
+        --train-split train_full --val-split val_full --out runs/edge
+
+Writes into --out: ``last.pt`` (resumable, written atomically after every epoch),
+``best.pt`` (best validation mNoCoAP, model weights only), ``log.jsonl`` (one line per
+epoch) and ``args.json``. Resume an interrupted run with the same command plus --resume.
+An existing run is never overwritten.
+
+Recipe (spec section 5, adapted for CPU training): AdamW (lr 2e-3, weight decay 0.05),
+linear warm-up then poly decay to 0, random crops around targets (see
+``oscar_edge.data.dataset``), gradient-norm clipping, a NaN guard that skips the step and
+says so. CPU by default; CUDA with mixed precision when ``--device cuda``/auto finds one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+from .errors import UserError, run_cli
+from .presets import DEFAULT_PRESET, PRESETS
+
+
+def lr_factor(iteration: int, total: int, warmup: int, warmup_ratio: float = 0.001,
+              power: float = 1.0) -> float:
+    """Learning-rate multiplier: linear warm-up from ``warmup_ratio``, then poly decay to 0."""
+    if iteration < warmup:
+        return warmup_ratio + (1 - warmup_ratio) * iteration / warmup
+    return max(1.0 - iteration / max(total, 1), 0.0) ** power
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oscar-edge train", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
+    from .evaluate import default_data_root
+    p.add_argument("--data", default=str(default_data_root()), help="SIRST-V2 root")
+    p.add_argument("--train-split", default="train_full")
+    p.add_argument("--val-split", default="val_full")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", default="320x320", help="training crop HxW, multiples of 32")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-iters", type=int, default=300)
+    p.add_argument("--grad-clip", type=float, default=10.0)
+    p.add_argument("--val-every", type=int, default=5, help="validate every N epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--max-iters-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def parse_size(text: str) -> tuple:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"size must look like 320x320, got {text!r}") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise UserError(f"size {text} must be positive multiples of 32")
+    return h, w
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: train(args))
+
+
+def train(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from . import checkpoint as ckpt
+    from .backends.torch_backend import TorchBackend
+    from .data.annotations import load_samples
+    from .data.dataset import SirstTrainDataset, collate
+    from .evaluate import evaluate_model
+    from .models import build_model
+    from .models.losses import oscar_loss
+    from .pipeline import Detector
+
+    crop = parse_size(args.crop)
+    out = Path(args.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if last_path.exists() and not args.resume:
+        raise UserError(f"{out} already holds a run (last.pt); pass --resume to continue it "
+                        f"or choose another --out")
+    if args.resume and not last_path.exists():
+        raise UserError(f"--resume: no {last_path} to resume from")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    use_amp = device.type == "cuda"
+    torch.manual_seed(args.seed)
+
+    model = build_model(args.preset).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, iteration, best, skipped = 0, 0, -1.0, 0
+    if args.resume:
+        state = ckpt.read(last_path)
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, iteration = state["epoch"] + 1, state["iteration"]
+        best, skipped = state["best"], state.get("skipped", 0)
+        print(f"resuming {out} at epoch {start_epoch + 1} (iteration {iteration}, "
+              f"best mNoCoAP {best:.4f})")
+    else:
+        (out / "args.json").write_text(json.dumps(vars(args), indent=2) + "\n")
+
+    train_set = SirstTrainDataset(args.data, args.train_split, crop=crop, seed=args.seed,
+                                  progress=True)
+    val_samples = load_samples(args.data, args.val_split)
+    iters_per_epoch = len(train_set) // args.batch_size
+    if args.max_iters_per_epoch:
+        iters_per_epoch = min(iters_per_epoch, args.max_iters_per_epoch)
+    total = iters_per_epoch * args.epochs
+    print(f"training {args.preset} on {args.train_split} ({len(train_set)} images, "
+          f"{iters_per_epoch} iterations/epoch, {args.epochs} epochs) on {device}")
+
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        train_set.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(args.seed * 1000003 + epoch)
+        loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                            drop_last=True, collate_fn=collate, generator=gen)
+        sums: Dict[str, float] = {}
+        n_ok = 0
+        t0 = time.time()
+        bar = tqdm(loader, total=iters_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}",
+                   unit="it", leave=False)
+        for step, (x, boxes, noco) in enumerate(bar):
+            if step >= iters_per_epoch:
+                break
+            for g in opt.param_groups:
+                g["lr"] = args.lr * lr_factor(iteration, total, args.warmup_iters)
+            x, noco = x.to(device), noco.to(device)
+            with torch.autocast(device.type, enabled=use_amp):
+                outputs = model(x)
+            loss, parts = oscar_loss(outputs, boxes, noco)
+            iteration += 1
+            opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                skipped += 1
+                tqdm.write(f"warning: non-finite loss at iteration {iteration} "
+                           f"({', '.join(f'{k}={v:.3g}' for k, v in parts.items())}); "
+                           f"step skipped ({skipped} so far)")
+                continue
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            if not torch.isfinite(gnorm):
+                skipped += 1
+                tqdm.write(f"warning: non-finite gradient at iteration {iteration}; "
+                           f"step skipped ({skipped} so far)")
+                scaler.update()
+                continue
+            scaler.step(opt)
+            scaler.update()
+            n_ok += 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.close()
+        record = {"epoch": epoch + 1, "iteration": iteration, "seconds": time.time() - t0,
+                  "lr": opt.param_groups[0]["lr"], "skipped": skipped,
+                  **{k: v / max(n_ok, 1) for k, v in sums.items()}}
+        if (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs:
+            m = evaluate_model(Detector(TorchBackend(model, str(device))), val_samples,
+                               progress=False)
+            m.pop("curves")
+            record.update(val_mNoCoAP=m["mNoCoAP"], val_AP50=m["AP50"], val_Pd=m["Pd"])
+            if m["mNoCoAP"] > best:
+                best = m["mNoCoAP"]
+                meta = {"epoch": epoch + 1, "iteration": iteration, "val_split": args.val_split,
+                        "val_metrics": {k: v for k, v in m.items() if isinstance(v, (int, float))},
+                        "train_args": vars(args)}
+                ckpt.save(ckpt.model_checkpoint(model, meta), best_path)
+            model.train()
+        ckpt.save({"preset": args.preset, "state_dict": model.state_dict(),
+                   "optimizer": opt.state_dict(), "epoch": epoch, "iteration": iteration,
+                   "best": best, "skipped": skipped}, last_path)
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in record.items())
+        print(summary, flush=True)
+    print(f"done: best val mNoCoAP {best:.4f} -> {best_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,8 +3,64 @@
 Runtime dependencies are what a Jetson needs (numpy, OpenCV); training needs torch
 (`pip install .[train]`), export needs the ONNX tool chain (`pip install .[export]`).
 torch is pinned to the 2.13 series so that pip takes the CPU build where one lies on disk.
+
+The package carries one native part: the CPU decode + NMS library
+``oscar_edge/liboscar_postprocess.so`` (plain C ABI, loaded with ctypes by
+``oscar_edge.native``; no Python C-API), compiled from ``cpp_plugins/cpu`` by every
+``pip install .`` / ``pip install -e .`` / ``python setup.py build_ext --inplace``. It needs a
+C++17 compiler (g++ or clang++); set ``OSCAR_EDGE_NO_NATIVE=1`` to install without it (the
+package then uses the numpy reference).
 """
-from setuptools import find_packages, setup
+import os
+import sys
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE_NAME = "liboscar_postprocess"
+NATIVE_SUFFIX = ".dll" if sys.platform == "win32" else ".so"
+
+
+class BuildNative(build_ext):
+    """build_ext for a ctypes library: plain file name, and a clear error without a compiler."""
+
+    def get_ext_filename(self, fullname: str) -> str:
+        if fullname.split(".")[-1] == NATIVE_NAME:
+            return os.path.join(*fullname.split(".")) + NATIVE_SUFFIX
+        return super().get_ext_filename(fullname)
+
+    def get_export_symbols(self, ext):  # no PyInit_ function: it is not a Python module
+        return ext.export_symbols
+
+    def build_extension(self, ext) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # CompileError, LinkError, missing executable (OSError)
+            raise SystemExit(
+                f"oscar-edge: could not build its native CPU library {NATIVE_NAME}{NATIVE_SUFFIX} "
+                f"from cpp_plugins/cpu/oscar_postprocess_cpu.cpp ({type(exc).__name__}: {exc}). "
+                "It needs a C++17 compiler: install one (Debian/Ubuntu/JetPack: "
+                "`apt-get install g++`) or point CC/CXX at it, or set OSCAR_EDGE_NO_NATIVE=1 to "
+                "install without the library (oscar_edge then uses the numpy post-processing)."
+            ) from None
+
+
+def native_extensions() -> list:
+    if os.environ.get("OSCAR_EDGE_NO_NATIVE", "") not in ("", "0"):
+        return []
+    flags = [] if sys.platform == "win32" else [
+        "-std=c++17", "-O3", "-Wall", "-Wextra",
+        "-ffp-contract=off", "-fno-fast-math",  # the shared float32 arithmetic (oscar_math.h)
+        "-fvisibility=hidden",
+    ]
+    return [Extension(
+        f"oscar_edge.{NATIVE_NAME}",
+        sources=["cpp_plugins/cpu/oscar_postprocess_cpu.cpp"],
+        depends=["cpp_plugins/cpu/oscar_postprocess.h", "cpp_plugins/common/oscar_math.h"],
+        extra_compile_args=flags,
+        language="c++",
+    )]
+
 
 setup(
     name="oscar-edge",
@@ -23,6 +79,16 @@ setup(
     extras_require={
         "train": ["torch==2.13.*", "matplotlib>=3.7,<4"],
         "test": ["pytest>=7,<10", "hypothesis>=6.80,<7"],
+        # ONNX export, INT8 PTQ / FP16 AutoCast and ONNX Runtime (CPU) checks. One ONNX Runtime
+        # only: nvidia-modelopt without its [onnx] extra (that extra pulls onnxruntime-gpu and
+        # cupy) plus what modelopt.onnx.quantization / .autocast import; versions as its extra.
+        "export": [
+            "torch==2.13.*", "nvidia-modelopt==0.47.0", "onnx==1.21.0", "onnxsim==0.8.1",
+            "onnxruntime==1.24.4", "onnx-graphsurgeon==0.6.1", "onnxslim==0.1.98",
+            "onnxscript==0.7.2", "polygraphy==0.53.6", "lief==1.0.0", "ml_dtypes==0.6.0",
+        ],
     },
     entry_points={"console_scripts": ["oscar-edge=oscar_edge.cli:main"]},
+    ext_modules=native_extensions(),
+    cmdclass={"build_ext": BuildNative},
 )

@@ -43,10 +43,46 @@ OUTPUT_NAMES: Tuple[str, ...] = (
 )
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """float32 logistic function, 1 / (1 + exp(-x))."""
+# exp() in float32 from IEEE +, -, * and exact power-of-two scaling only, the same operation
+# sequence as oscar_expf in cpp_plugins/common/oscar_math.h (np.exp is a SIMD implementation
+# that differs by an ULP between CPUs, so equal-score ties and the threshold could otherwise
+# differ between this reference, the C++ library and the CUDA kernels).
+_F = np.float32
+_EXP_LOG2E = _F(float.fromhex("0x1.715476p+0"))
+_EXP_ROUND = _F(float.fromhex("0x1.8p+23"))
+_EXP_LN2_HI = _F(float.fromhex("0x1.63p-1"))
+_EXP_LN2_LO = _F(float.fromhex("-0x1.bd0106p-13"))
+_EXP_POLY = tuple(_F(float.fromhex(h)) for h in (  # 1/7! ... 1/2!, 1, 1 (Horner order)
+    "0x1.a01a02p-13", "0x1.6c16c2p-10", "0x1.111112p-7", "0x1.555556p-5", "0x1.555556p-3",
+    "0x1.0p-1", "0x1.0p+0", "0x1.0p+0"))
+
+
+def _pow2(k: np.ndarray) -> np.ndarray:
+    """2**k (int32 k in [-126, 127]) as float32, from the bit pattern."""
+    return ((k + np.int32(127)) << np.int32(23)).astype(np.int32).view(np.float32)
+
+
+def exp_f32(x: np.ndarray) -> np.ndarray:
+    """float32 exp (about 1 ULP), bit-identical to oscar_expf of the C++/CUDA code."""
     x = np.asarray(x, dtype=np.float32)
-    return (np.float32(1.0) / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+    nan = np.isnan(x)
+    xc = np.clip(np.where(nan, _F(0), x), _F(-104), _F(89))
+    n = (xc * _EXP_LOG2E + _EXP_ROUND) - _EXP_ROUND
+    r = (xc - n * _EXP_LN2_HI) - n * _EXP_LN2_LO
+    p = _EXP_POLY[0]
+    for c in _EXP_POLY[1:]:
+        p = p * r + c
+    ni = n.astype(np.int32)
+    n1 = ni >> np.int32(1)
+    with np.errstate(over="ignore", under="ignore"):
+        y = (p * _pow2(n1)) * _pow2(ni - n1)
+    return np.where(nan, x, y).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """float32 logistic function, 1 / (1 + exp(-x)), with exp = :func:`exp_f32`."""
+    x = np.asarray(x, dtype=np.float32)
+    return (np.float32(1.0) / (np.float32(1.0) + exp_f32(-x))).astype(np.float32)
 
 
 def coarse_anchors(coarse_bbox: np.ndarray) -> np.ndarray:

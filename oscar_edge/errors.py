@@ -10,6 +10,9 @@ class UserError(Exception):
 
 
 EXIT_USER_ERROR = 2
+# Packages that only some tools need, and the extra that installs them.
+OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "onnx": "export",
+                    "onnxruntime": "export", "onnxsim": "export", "modelopt": "export"}
 
 
 def _expected() -> tuple:
@@ -30,6 +33,13 @@ def run_cli(fn: Callable[[], int], prog: str = "oscar-edge") -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"{prog}: error: this command needs the '{exc.name}' package: "
+              f"pip install 'oscar-edge[{extra}]'", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:
         if isinstance(exc, _expected()) or (isinstance(exc, KeyError) and "preset" in str(exc)):
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from .data import default_data_root
 from .errors import UserError, run_cli
 from .presets import DEFAULT_PRESET, PRESETS
 
@@ -39,8 +38,7 @@ def lr_factor(iteration: int, total: int, warmup: int, warmup_ratio: float = 0.0
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oscar-edge train", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
-    from .evaluate import default_data_root
-    p.add_argument("--data", default=str(default_data_root()), help="SIRST-V2 root")
+    p.add_argument("--data", default=default_data_root(), help="SIRST-V2 root")
     p.add_argument("--train-split", default="train_full")
     p.add_argument("--val-split", default="val_full")
     p.add_argument("--out", required=True, help="run folder")
@@ -76,7 +74,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -173,7 +170,7 @@ def train(args: argparse.Namespace) -> int:
             n_ok += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         bar.close()
         record = {"epoch": epoch + 1, "iteration": iteration, "seconds": time.time() - t0,
                   "lr": opt.param_groups[0]["lr"], "skipped": skipped,

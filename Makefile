@@ -1,0 +1,24 @@
+# Two entry points that work on a fresh machine: `make demo` and `make test`.
+# Both create ./.venv on first use (CPU PyTorch 2.13 from this machine's wheel cache or PyPI).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.oscar-edge-installed
+
+.PHONY: demo test clean-venv
+
+$(STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[train,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/oscar-edge evaluate --split mini_test
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

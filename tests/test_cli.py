@@ -1,0 +1,113 @@
+"""Command-line tools: info, train (resume, NaN guard, no overwrite), evaluate, errors."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oscar_edge import cli
+from oscar_edge import train as train_tool
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=str(REPO), **kw)
+
+
+def test_info_prints_every_preset(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for name in ("oscar-r18-p2-256", "oscar-r18-p2-128", "oscar-edge"):
+        assert f"`{name}`" in out
+    assert "GFLOPs @ 640x512" in out
+
+
+def test_unknown_command_exit_2(capsys):
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+
+
+def test_evaluate_missing_checkpoint_one_line_exit_2(sirst_root, tmp_path):
+    p = run("oscar_edge.evaluate", "--checkpoint", str(tmp_path / "none.pt"),
+            "--data", str(sirst_root), "--split", "mini_test")
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "checkpoint not found" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_evaluate_corrupt_checkpoint_exit_2(sirst_root, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    p = run("oscar_edge", "evaluate", "--checkpoint", str(bad), "--data", str(sirst_root),
+            "--split", "mini_test")
+    assert p.returncode == 2 and "bad.pt" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_evaluate_shipped_model_json_and_plot(sirst_root, tmp_path):
+    out_json, out_png = tmp_path / "m.json", tmp_path / "pr.png"
+    p = run("oscar_edge.evaluate", "--data", str(sirst_root), "--split", "mini_test",
+            "--json", str(out_json), "--plot", str(out_png), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    m = json.loads(out_json.read_text())
+    for key in ["mNoCoAP", "AP50", "Pd", "Fa_per_image"] + [f"NoCoAP{t}0" for t in range(1, 10)]:
+        assert 0.0 <= m[key] or key.startswith("Fa"), key
+    assert m["num_images"] == 4 and "mNoCoAP" in p.stdout
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _train_args(sirst_root, out, *extra):
+    return ["--preset", "oscar-edge", "--data", str(sirst_root), "--train-split",
+            "mini_trainval", "--val-split", "mini_test", "--out", str(out), "--batch-size", "2",
+            "--crop", "128x128", "--max-iters-per-epoch", "1", "--val-every", "1", *extra]
+
+
+def test_train_resume_and_no_overwrite(sirst_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_tool.main(_train_args(sirst_root, out, "--epochs", "1")) == 0
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1] and "val_mNoCoAP" in log[0]
+    before = (out / "last.pt").read_bytes()
+    # a second run into the same folder must not overwrite it
+    assert train_tool.main(_train_args(sirst_root, out, "--epochs", "2")) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "last.pt").read_bytes() == before
+    # resume continues at epoch 2
+    assert train_tool.main(_train_args(sirst_root, out, "--epochs", "2", "--resume")) == 0
+    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert log[1]["iteration"] == 2
+    assert "resuming" in capsys.readouterr().out
+
+
+def test_train_nan_guard_skips_step(sirst_root, tmp_path, capsys, monkeypatch):
+    import torch
+    from oscar_edge.models import losses
+
+    real = losses.oscar_loss
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        loss, parts = real(*a, **k)
+        return (loss * float("nan"), parts) if calls["n"] == 1 else (loss, parts)
+
+    monkeypatch.setattr(losses, "oscar_loss", flaky)
+    args = _train_args(sirst_root, tmp_path / "nan", "--epochs", "1")
+    args[args.index("--max-iters-per-epoch") + 1] = "2"
+    assert train_tool.main(args) == 0
+    out = capsys.readouterr()
+    assert "non-finite loss" in out.out + out.err and "step skipped" in out.out + out.err
+    state = torch.load(tmp_path / "nan" / "last.pt", weights_only=True)
+    assert state["skipped"] == 1
+    for k, v in state["state_dict"].items():
+        if v.is_floating_point():
+            assert bool(torch.isfinite(v).all()), k
+
+
+def test_train_bad_crop_exit_2(sirst_root, tmp_path, capsys):
+    assert train_tool.main(_train_args(sirst_root, tmp_path / "c", "--crop", "100x100")) == 2
+    assert "multiples of 32" in capsys.readouterr().err

@@ -2,8 +2,9 @@
 
     python -m oscar_edge.evaluate --checkpoint runs/x/best.pt --data ../shared/data/sirst-v2 \
         --split val_full --json metrics.json --plot pr.png
+    python -m oscar_edge.evaluate --onnx model.int8.onnx --split val_full   # ONNX Runtime CPU
 
-Without --checkpoint the shipped model is evaluated.
+Without --checkpoint or --onnx the shipped model is evaluated.
 """
 from __future__ import annotations
 
@@ -15,15 +16,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .data import default_data_root
 from .errors import UserError, run_cli
 from .metrics import DEFAULT_SCORE_THR, evaluate_detections, noco_key, noco_map, plot_pr_curves
 from .pipeline import Detector
 from .preprocess import read_grey
-
-
-def default_data_root() -> Path:
-    """``../shared/data/sirst-v2`` beside the repository (the development layout)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "sirst-v2"
 
 
 def detect_split(detector: Detector, samples: Sequence, progress: bool = True
@@ -63,12 +60,14 @@ def format_metrics(m: Dict[str, object]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oscar-edge evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", help="model checkpoint (.pt); default: the shipped model")
-    p.add_argument("--data", default=str(default_data_root()), help="SIRST-V2 root")
+    p.add_argument("--data", default=default_data_root(), help="SIRST-V2 root")
     p.add_argument("--split", default="val_full")
     p.add_argument("--score-thr", type=float, default=DEFAULT_SCORE_THR,
                    help="score threshold for Pd / false alarms (default %(default)s)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", action="store_true", help="run the PyTorch model in FP16")
+    p.add_argument("--onnx", help="evaluate this exported ONNX graph (FP32, INT8 or FP16) with "
+                                  "ONNX Runtime's CPU provider instead of a checkpoint")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--plot", help="write the precision-recall curves as PNG here")
     p.add_argument("--no-progress", action="store_true")
@@ -86,22 +85,33 @@ def _main(args: argparse.Namespace) -> int:
     for out in (args.json, args.plot):
         if out:
             _check_writable(out)
-    from .backends.torch_backend import TorchBackend
-    from .checkpoint import load_model
+    if args.onnx:  # ONNX Runtime, no torch
+        if args.checkpoint or args.half:
+            raise UserError("--onnx evaluates an exported graph: drop --checkpoint / --half")
+        from .backends.ort_backend import OrtBackend
 
-    model, meta = load_model(args.checkpoint)
+        backend = OrtBackend(args.onnx)
+        source, preset = {"onnx": str(args.onnx), "precision": backend.precision}, backend.preset
+        label = f"{args.onnx} ({preset}, {backend.precision}, onnxruntime CPU)"
+    else:
+        from .backends.torch_backend import TorchBackend
+        from .checkpoint import load_model
+
+        model, meta = load_model(args.checkpoint)
+        backend = TorchBackend(model, args.device, args.half)
+        source, preset = {"checkpoint": str(args.checkpoint or "shipped")}, model.preset.name
+        label = f"{args.checkpoint or 'shipped'} ({preset})"
     samples = load_samples(args.data, args.split)
-    detector = Detector(TorchBackend(model, args.device, args.half))
+    detector = Detector(backend)
     m = evaluate_model(detector, samples, args.score_thr, progress=not args.no_progress)
     curves = m.pop("curves")
-    print(f"model {args.checkpoint or 'shipped'} ({model.preset.name}) on {args.split}")
+    print(f"model {label} on {args.split}")
     print(format_metrics(m))
     if args.json:
-        m.update(checkpoint=str(args.checkpoint or "shipped"), preset=model.preset.name,
-                 split=args.split)
+        m.update(**source, preset=preset, split=args.split)
         Path(args.json).write_text(json.dumps(m, indent=2) + "\n")
     if args.plot:
-        plot_pr_curves(curves, args.plot, title=f"{model.preset.name} on {args.split}")
+        plot_pr_curves(curves, args.plot, title=f"{preset} on {args.split}")
     return 0
 
 

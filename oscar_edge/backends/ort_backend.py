@@ -1,0 +1,124 @@
+"""ONNX Runtime backend (no torch): runs an exported raw-head graph (FP32, INT8 Q/DQ or FP16).
+
+    backend = OrtBackend("model.onnx")              # CPU provider, ORT's default thread count
+    outputs = backend(x)                             # x (B, 3, H, W) float32, H and W % 32 == 0
+    detector = Detector(backend)                     # same decode + NMS as every backend
+
+The graph is the one written by ``export/export_onnx.py``: input ``image`` and the five outputs
+of ``oscar_edge.postprocess.OUTPUT_NAMES``. A graph whose input is float16 (AutoCast without
+kept I/O types) is fed float16; outputs are always returned as float32 numpy arrays.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import UserError
+from ..postprocess import OUTPUT_NAMES
+from ..preprocess import IN_CHANNELS, MEAN, SIZE_DIVISOR, STD
+
+INPUT_NAME = "image"
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+class OnnxModelError(UserError):
+    """An ONNX file is missing, corrupt, or not an oscar-edge raw-head graph."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class OrtBackend:
+    """An InferFn over an ONNX Runtime session: (B, 3, H, W) float32 -> five numpy outputs.
+
+    Args:
+        path: the .onnx file.
+        threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
+        providers: execution providers in priority order (default ``["CPUExecutionProvider"]``);
+            each must be one this ONNX Runtime build offers.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None,
+                 providers: Optional[Sequence[str]] = None) -> None:
+        import onnxruntime as ort  # the export extra, or onnxruntime-gpu on a GPU host
+
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise OnnxModelError(f"ONNX model not found: {self.path}")
+        if os.path.getsize(self.path) == 0:
+            raise OnnxModelError(f"empty ONNX file: {self.path}")
+        if threads is not None and threads < 0:
+            raise OnnxModelError(f"threads must be >= 0 (0 = ONNX Runtime default), got {threads}")
+        providers = list(providers) if providers else ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise OnnxModelError(f"execution provider(s) {', '.join(missing)} not available in "
+                                 f"this onnxruntime (available: {', '.join(available)})")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3  # errors only: no optimizer chatter on stderr
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts, providers=providers)
+        except Exception as exc:  # InvalidProtobuf, Fail, InvalidGraph, NotImplemented ...
+            raise OnnxModelError(f"cannot load ONNX model {self.path}: {_first_line(exc)}") from None
+        self.providers = self.session.get_providers()
+        self._check_signature()
+        self.metadata: Dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_normalisation()
+
+    def _check_signature(self) -> None:
+        inputs = self.session.get_inputs()
+        outputs = [o.name for o in self.session.get_outputs()]
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or set(OUTPUT_NAMES) - set(outputs):
+            raise OnnxModelError(
+                f"{self.path} is not an oscar-edge raw-head graph: expected input {INPUT_NAME!r} "
+                f"and outputs {', '.join(OUTPUT_NAMES)}; it has inputs "
+                f"{', '.join(i.name for i in inputs)} and outputs {', '.join(outputs)}")
+        if inputs[0].type not in _NP_TYPES:
+            raise OnnxModelError(f"{self.path}: unsupported input type {inputs[0].type}")
+        self.input_dtype = _NP_TYPES[inputs[0].type]
+        self.input_shape = tuple(inputs[0].shape)  # ints for static dims, names for dynamic
+
+    def _check_normalisation(self) -> None:
+        """An exported graph records the preprocessing it was trained with; refuse a mismatch."""
+        for key, value in (("mean", MEAN), ("std", STD)):
+            if key in self.metadata:
+                try:
+                    ok = abs(float(self.metadata[key]) - value) <= 1e-6 * max(1.0, abs(value))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise OnnxModelError(
+                        f"{self.path} was exported for {key} {self.metadata[key]}, but this "
+                        f"oscar_edge preprocesses with {key} {value}")
+
+    @property
+    def preset(self) -> str:
+        return self.metadata.get("preset", "unknown")
+
+    @property
+    def precision(self) -> str:
+        return self.metadata.get("precision", "unknown")
+
+    def __call__(self, x: np.ndarray) -> Tuple[np.ndarray, ...]:
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1] != IN_CHANNELS:
+            raise ValueError(f"expected a (B, {IN_CHANNELS}, H, W) batch, got shape {x.shape}")
+        if x.shape[2] % SIZE_DIVISOR or x.shape[3] % SIZE_DIVISOR:
+            raise ValueError(f"input height and width must be multiples of {SIZE_DIVISOR}, "
+                             f"got {x.shape[2]}x{x.shape[3]}")
+        for axis, dim in enumerate(self.input_shape):
+            if isinstance(dim, int) and dim > 0 and x.shape[axis] != dim:
+                raise ValueError(f"{self.path} has a static input shape {self.input_shape}; "
+                                 f"got {tuple(x.shape)}")
+        feed = np.ascontiguousarray(x, dtype=self.input_dtype)
+        outs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: feed})
+        return tuple(np.asarray(o, dtype=np.float32) for o in outs)

@@ -86,6 +86,7 @@ setup(
             "torch==2.13.*", "nvidia-modelopt==0.47.0", "onnx==1.21.0", "onnxsim==0.8.1",
             "onnxruntime==1.24.4", "onnx-graphsurgeon==0.6.1", "onnxslim==0.1.98",
             "onnxscript==0.7.2", "polygraphy==0.53.6", "lief==1.0.0", "ml_dtypes==0.6.0",
+            "onnxruntime-extensions==0.15.2",
         ],
     },
     entry_points={"console_scripts": ["oscar-edge=oscar_edge.cli:main"]},

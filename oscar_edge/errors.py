@@ -12,7 +12,8 @@ class UserError(Exception):
 EXIT_USER_ERROR = 2
 # Packages that only some tools need, and the extra that installs them.
 OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "onnx": "export",
-                    "onnxruntime": "export", "onnxsim": "export", "modelopt": "export"}
+                    "onnxruntime": "export", "onnxsim": "export", "modelopt": "export",
+                    "onnx_graphsurgeon": "export", "onnxruntime_extensions": "export"}
 
 
 def _expected() -> tuple:

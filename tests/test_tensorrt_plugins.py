@@ -18,7 +18,6 @@ GPU), must give bit-identical outputs to the CPU library.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 
 from oscar_edge import postprocess as pp
+from oscar_edge.export.plugin_names import parse_header
 from oscar_edge.native import NativePostprocessor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,13 +40,9 @@ NMS_OUT = ("nms_num", "nms_boxes", "nms_scores")
 
 
 def plugin_names() -> dict:
-    """The #define strings and numbers of cpp_plugins/common/oscar_plugin_names.h."""
-    text = NAMES_HEADER.read_text(encoding="utf-8")
-    out = {}
-    for m in re.finditer(r'^#define\s+(OSCAR_\w+)\s+(.+?)\s*$', text, re.M):
-        value = m.group(2)
-        out[m.group(1)] = value[1:-1] if value.startswith('"') else float(value.rstrip("Ff"))
-    return out
+    """The #define strings and numbers of cpp_plugins/common/oscar_plugin_names.h (the one
+    parser: oscar_edge.export.plugin_names)."""
+    return parse_header(NAMES_HEADER)
 
 
 def load_golden(path: Path) -> dict:

@@ -1,0 +1,292 @@
+"""The end-to-end ONNX graph: raw head + OscarDecode + OscarNMS plugin nodes.
+
+* The nodes' op types, ``plugin_version``, ``plugin_namespace``, attribute names, ONNX attribute
+  types and defaults are checked against ``cpp_plugins/common/oscar_plugin_names.h`` through
+  the one parser (``oscar_edge.export.plugin_names``), never against literals.
+* The graph runs on the CPU in ONNX Runtime, the plugin nodes executed by the native CPU library
+  (``onnxruntime-extensions`` Python ops; the session uses a copy whose plugin nodes are in the
+  domain ``ai.onnx.contrib``), and must give the PyTorch pipeline's detections (PyTorch raw
+  outputs + ``oscar_edge.postprocess.postprocess_image`` with clamp = the padded input size) on
+  real val images: same count, boxes within 1e-4, scores within 1e-5; also as a batch of 2.
+
+This checks the graph and its wiring with the CPU twin of the plugins; it says nothing about the
+plugins on a GPU (tests/test_tensorrt_plugins.py -m tensorrt, and the tensorrt test of
+tests/test_build_engine.py).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="needs the export extra: pip install '.[export]'")
+pytest.importorskip("onnxruntime", reason="needs the export extra: pip install '.[export]'")
+pytest.importorskip("onnxsim", reason="needs the export extra: pip install '.[export]'")
+pytest.importorskip("onnx_graphsurgeon", reason="needs the export extra: pip install '.[export]'")
+torch = pytest.importorskip("torch", reason="export needs torch: pip install '.[export]'")
+
+from oscar_edge.errors import UserError  # noqa: E402
+from oscar_edge.export import plugin_graph as pg  # noqa: E402
+from oscar_edge.export.plugin_names import (PluginNames, parse_header,  # noqa: E402
+                                            plugin_names)
+from oscar_edge.postprocess import OUTPUT_NAMES, postprocess_image  # noqa: E402
+from oscar_edge.preprocess import prepare, read_grey  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = REPO / "cpp_plugins" / "common" / "oscar_plugin_names.h"
+A = onnx.AttributeProto
+T = onnx.TensorProto
+
+
+def needs_ort_extensions():
+    pytest.importorskip("onnxruntime_extensions",
+                        reason="running plugin nodes on the CPU needs onnxruntime-extensions "
+                               "(pip install '.[export]')")
+
+
+@pytest.fixture(scope="module")
+def names() -> PluginNames:
+    return plugin_names(HEADER)
+
+
+@pytest.fixture(scope="module")
+def raw_path(tmp_path_factory) -> Path:
+    from oscar_edge.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("raw") / "model.onnx"
+    export_onnx(None, out)  # the shipped weights, verified against PyTorch by the exporter
+    return out
+
+
+@pytest.fixture(scope="module")
+def e2e(raw_path, names):
+    return pg.add_plugin_nodes(onnx.load(str(raw_path)), names=names)
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    from oscar_edge.checkpoint import load_model
+
+    return load_model(None)[0].eval()
+
+
+@pytest.fixture(scope="module")
+def val_greys(sirst_root):
+    """Two val images whose fit-size inputs differ in shape."""
+    from oscar_edge.data.annotations import load_samples
+
+    greys, shapes = [], set()
+    for s in load_samples(sirst_root, "val_full"):
+        grey = read_grey(s.image_path)
+        shape = prepare(grey)[0].shape
+        if shape not in shapes:
+            shapes.add(shape)
+            greys.append(grey)
+        if len(greys) == 2:
+            break
+    assert len(greys) == 2
+    return greys
+
+
+def _attrs(node) -> dict:
+    return {a.name: a for a in node.attribute}
+
+
+def _dims(vi):
+    return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+
+# ------------------------------------------------------------------ the header, one parser
+def test_header_parser_types_and_typed_view(names):
+    raw = parse_header(HEADER)
+    assert "OSCAR_PLUGIN_NAMES_H" not in raw  # the include guard has no value
+    assert raw["OSCAR_PLUGIN_NAMESPACE"] == ""
+    assert isinstance(raw["OSCAR_DECODE_DEFAULT_TOPK"], int)
+    assert isinstance(raw["OSCAR_DECODE_DEFAULT_SCORE_THRESHOLD"], float)
+    assert isinstance(raw["OSCAR_DECODE_PLUGIN_NAME"], str)
+    assert names.decode_name == raw["OSCAR_DECODE_PLUGIN_NAME"]
+    assert names.nms_name == raw["OSCAR_NMS_PLUGIN_NAME"]
+    assert names.attr_topk == raw["OSCAR_DECODE_ATTR_TOPK"]
+    assert names.default_max_detections == raw["OSCAR_NMS_DEFAULT_MAX_DETECTIONS"]
+    assert names.plugins() == {raw["OSCAR_DECODE_PLUGIN_NAME"]: raw["OSCAR_DECODE_PLUGIN_VERSION"],
+                               raw["OSCAR_NMS_PLUGIN_NAME"]: raw["OSCAR_NMS_PLUGIN_VERSION"]}
+
+
+def test_header_parser_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        parse_header(tmp_path / "none.h")
+    bad = tmp_path / "bad.h"
+    bad.write_text('#define OSCAR_THING foo(1)\n')
+    with pytest.raises(UserError, match="OSCAR_THING"):
+        parse_header(bad)
+    partial = tmp_path / "partial.h"
+    partial.write_text('#define OSCAR_PLUGIN_NAMESPACE ""\n#define OSCAR_DECODE_DEFAULT_TOPK 7\n')
+    assert parse_header(partial) == {"OSCAR_PLUGIN_NAMESPACE": "", "OSCAR_DECODE_DEFAULT_TOPK": 7}
+    with pytest.raises(UserError, match="is not defined"):
+        PluginNames.load(partial)
+
+
+# ------------------------------------------------------------------ graph structure
+def test_plugin_nodes_wiring_and_attributes_follow_the_header(e2e, names):
+    decode, nms = pg.plugin_nodes(e2e, names)
+    assert (decode.op_type, nms.op_type) == (names.decode_name, names.nms_name)
+    assert decode.domain == "" and nms.domain == ""  # default domain, as TensorRT's parser wants
+    for node, version, fields in (
+            (decode, names.decode_version, {names.attr_score_threshold: (A.FLOAT, names.default_score_threshold),
+                                            names.attr_topk: (A.INT, names.default_topk)}),
+            (nms, names.nms_version, {names.attr_iou_threshold: (A.FLOAT, names.default_iou_threshold),
+                                      names.attr_max_detections: (A.INT, names.default_max_detections)})):
+        got = _attrs(node)
+        assert set(got) == set(fields) | {"plugin_version", "plugin_namespace"}
+        assert got["plugin_version"].type == A.STRING and got["plugin_version"].s.decode() == version
+        assert got["plugin_namespace"].type == A.STRING
+        assert got["plugin_namespace"].s.decode() == names.namespace
+        for key, (kind, default) in fields.items():
+            assert got[key].type == kind, key
+            value = got[key].f if kind == A.FLOAT else got[key].i
+            assert np.float32(value) == np.float32(default), key
+    assert list(decode.input) == list(OUTPUT_NAMES)
+    assert list(nms.input) == list(decode.output) == list(pg.DECODE_OUTPUTS)
+    assert list(nms.output) == [o.name for o in e2e.graph.output] == list(pg.E2E_OUTPUTS)
+    # graph I/O: input unchanged, outputs typed and shaped as the OscarNMS table says
+    assert [i.name for i in e2e.graph.input] == ["image"]
+    assert e2e.graph.input[0].type.tensor_type.elem_type == T.FLOAT
+    assert _dims(e2e.graph.input[0])[1] == 3
+    out = {o.name: o for o in e2e.graph.output}
+    m = names.default_max_detections
+    assert out["num_detections"].type.tensor_type.elem_type == T.INT32
+    assert out["boxes"].type.tensor_type.elem_type == T.FLOAT
+    assert out["scores"].type.tensor_type.elem_type == T.FLOAT
+    batch = _dims(out["num_detections"])[0]
+    assert isinstance(batch, str) and batch  # dynamic batch
+    assert _dims(out["boxes"]) == [batch, m, 4] and _dims(out["scores"]) == [batch, m]
+    inner = {vi.name: vi for vi in e2e.graph.value_info}
+    if "decode_count" in inner:  # shape inference may or may not have kept them
+        assert inner["decode_count"].type.tensor_type.elem_type == T.INT32
+    meta = {p.key: p.value for p in e2e.metadata_props}
+    assert meta["preset"] == "oscar-edge" and meta["precision"] == "fp32"
+    assert meta["output_names"] == "num_detections,boxes,scores"
+    assert meta["plugins"] == f"{names.decode_name}:{names.decode_version},{names.nms_name}:{names.nms_version}"
+
+
+def test_onnx_checker_on_the_plugin_graph(e2e, names):
+    """The deployed graph (plugin nodes in the default domain) fails the plain checker, by
+    design of the checker; check_end_to_end checks a private-domain copy with full_check."""
+    with pytest.raises(onnx.checker.ValidationError, match="No Op registered for"):
+        onnx.checker.check_model(e2e)
+    pg.check_end_to_end(e2e, names)
+    private = pg.with_plugin_domain(e2e, pg.CHECK_DOMAIN, names)
+    onnx.checker.check_model(private, full_check=True)
+    assert any(o.domain == pg.CHECK_DOMAIN for o in private.opset_import)
+    assert all(n.domain == "" for n in e2e.graph.node)  # the original is untouched
+
+
+def _mutated(e2e, names, fn):
+    model = copy.deepcopy(e2e)
+    decode, nms = pg.plugin_nodes(model, names)
+    fn(decode, nms)
+    return model
+
+
+def _set_attr(node, name, value):
+    keep = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend(keep)
+    if value is not None:
+        node.attribute.append(onnx.helper.make_attribute(name, value))
+
+
+@pytest.mark.parametrize("case, fn, message", [
+    ("version", lambda d, n: _set_attr(d, "plugin_version", "2"), "plugin_version"),
+    ("namespace", lambda d, n: _set_attr(n, "plugin_namespace", "oscar"), "plugin_namespace"),
+    ("missing", lambda d, n: _set_attr(n, "max_detections", None), "missing"),
+    ("type", lambda d, n: _set_attr(d, "topk", 1000.0), "INT"),
+    ("domain", lambda d, n: setattr(d, "domain", "trt"), "domain"),
+    ("wiring", lambda d, n: n.input.__setitem__(0, "decode_scores"), "inputs"),
+])
+def test_check_end_to_end_rejects_broken_graphs(e2e, names, case, fn, message):
+    with pytest.raises(UserError, match=message):
+        pg.check_end_to_end(_mutated(e2e, names, fn), names)
+
+
+def test_custom_attributes_and_validation(raw_path, names):
+    attrs = pg.PostprocessAttrs(0.3, 17, 0.2, 7)
+    model = pg.add_plugin_nodes(onnx.load(str(raw_path)), attrs, names)
+    pg.check_end_to_end(model, names, attrs)
+    decode, nms = pg.plugin_nodes(model, names)
+    assert _attrs(decode)[names.attr_topk].i == 17
+    assert np.float32(_attrs(nms)[names.attr_iou_threshold].f) == np.float32(0.2)
+    out = {o.name: _dims(o) for o in model.graph.output}
+    assert out["boxes"][1:] == [7, 4]
+    with pytest.raises(UserError, match="expected"):
+        pg.check_end_to_end(model, names, pg.PostprocessAttrs(0.3, 18, 0.2, 7))
+    for bad, flag in ((pg.PostprocessAttrs(0.05, names.max_topk + 1, 0.5, 100), "--topk"),
+                      (pg.PostprocessAttrs(1.5, 10, 0.5, 100), "--score-threshold"),
+                      (pg.PostprocessAttrs(0.05, 10, 0.5, 0), "--max-detections")):
+        with pytest.raises(UserError, match=flag):
+            bad.validate(names)
+
+
+def test_add_plugin_nodes_rejects_other_graphs(e2e, names):
+    with pytest.raises(UserError, match="already ends in the decode"):
+        pg.add_plugin_nodes(e2e, names=names)
+    x = onnx.helper.make_tensor_value_info("x", T.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", T.FLOAT, [1])
+    g = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    with pytest.raises(UserError, match="not an oscar-edge raw-head graph"):
+        pg.add_plugin_nodes(onnx.helper.make_model(g), names=names)
+
+
+def test_ort_copy_moves_only_the_plugin_nodes(e2e, names):
+    ort_copy = pg.with_plugin_domain(e2e, pg.ORT_CONTRIB_DOMAIN, names)
+    moved = [n.op_type for n in ort_copy.graph.node if n.domain == pg.ORT_CONTRIB_DOMAIN]
+    assert sorted(moved) == sorted([names.decode_name, names.nms_name])
+    assert (pg.ORT_CONTRIB_DOMAIN, 1) in [(o.domain, o.version) for o in ort_copy.opset_import]
+    assert len(ort_copy.graph.node) == len(e2e.graph.node)
+
+
+# ------------------------------------------------------------------ running it on the CPU
+def _torch_detections(model, x, clamp_hw):
+    with torch.no_grad():
+        outs = [o.numpy() for o in model(torch.from_numpy(x))]
+    return [postprocess_image(tuple(o[b] for o in outs), clamp_hw) for b in range(x.shape[0])]
+
+
+def _assert_same(got, want, label):
+    (gb, gs), (wb, ws) = got, want
+    assert len(gb) == len(wb), (label, len(gb), len(wb))
+    if len(wb):
+        assert np.abs(gb - wb).max() <= 1e-4, (label, float(np.abs(gb - wb).max()))
+        assert np.abs(gs - ws).max() <= 1e-5, (label, float(np.abs(gs - ws).max()))
+
+
+def test_end_to_end_graph_on_cpu_matches_pytorch_pipeline(e2e, names, torch_model, val_greys):
+    needs_ort_extensions()
+    session = pg.cpu_session(e2e, names=names)
+    total = 0
+    for i, grey in enumerate(val_greys):
+        x, box = prepare(grey)  # fit size, padded to multiples of 32: shapes differ per image
+        got = pg.detections(*pg.run_cpu(session, x[None]))
+        want = _torch_detections(torch_model, x[None], box.padded)
+        assert got[0][0].dtype == np.float32 and got[0][1].dtype == np.float32
+        _assert_same(got[0], want[0], f"image {i} {x.shape}")
+        total += len(want[0][0])
+    assert total > 0  # the comparison saw detections
+
+
+def test_end_to_end_graph_on_cpu_batch_of_two(e2e, names, torch_model, val_greys):
+    needs_ort_extensions()
+    session = pg.cpu_session(e2e, names=names)
+    x = np.stack([prepare(g, input_size=(512, 640))[0] for g in val_greys])
+    num, boxes, scores = pg.run_cpu(session, x)
+    assert num.shape == (2,) and num.dtype == np.int32
+    assert boxes.shape == (2, names.default_max_detections, 4)
+    assert scores.shape == (2, names.default_max_detections)
+    for b in range(2):  # zero padding past num_detections, as the plugin writes it
+        assert not boxes[b, num[b]:].any() and not scores[b, num[b]:].any()
+    got = pg.detections(num, boxes, scores)
+    want = _torch_detections(torch_model, x, (512, 640))
+    for b in range(2):
+        _assert_same(got[b], want[b], f"batch item {b}")

@@ -70,7 +70,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["oscar_edge", "oscar_edge.*"]),
-    package_data={"oscar_edge": ["weights/*.pt", "weights/*.json"]},
+    package_data={"oscar_edge": ["weights/*.pt", "weights/*.onnx", "weights/*.json"]},
     install_requires=[
         "numpy>=1.24,<3",
         "opencv-python-headless>=4.8,<6",

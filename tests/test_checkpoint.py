@@ -70,3 +70,31 @@ def test_shipped_model_loads_and_is_small():
     model, meta = ckpt.load_model()
     assert model.preset.name == "oscar-edge"
     assert meta["val_metrics"]["mNoCoAP"] > 0.5
+
+
+def test_shipped_onnx_is_the_export_of_the_shipped_weights():
+    """oscar-edge.onnx (the runtime's default model) comes from exactly oscar-edge.pt."""
+    import hashlib
+
+    onnx = pytest.importorskip("onnx")
+    path = ckpt.SHIPPED_WEIGHTS.with_suffix(".onnx")
+    assert path.is_file() and path.stat().st_size <= 10 * 1024 * 1024
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    digest = hashlib.sha256(ckpt.SHIPPED_WEIGHTS.read_bytes()).hexdigest()
+    assert meta["source_checkpoint_sha256"] == digest
+    assert meta["preset"] == "oscar-edge"
+
+
+@pytest.mark.slow
+def test_shipped_model_reaches_target_on_val_full(sirst_root):
+    """Regression guard for the README figure (target mNoCoAP >= 0.70 on val_full)."""
+    from oscar_edge.backends.torch_backend import TorchBackend
+    from oscar_edge.data.annotations import load_samples
+    from oscar_edge.evaluate import evaluate_model
+    from oscar_edge.pipeline import Detector
+
+    model, meta = ckpt.load_model()
+    m = evaluate_model(Detector(TorchBackend(model)), load_samples(sirst_root, "val_full"),
+                       progress=False)
+    assert m["mNoCoAP"] >= 0.70
+    assert m["mNoCoAP"] == pytest.approx(meta["val_metrics"]["mNoCoAP"], abs=1e-6)

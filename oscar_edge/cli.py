@@ -1,6 +1,6 @@
 """``oscar-edge``: one entry point with a subcommand per tool.
 
-    oscar-edge info | train | evaluate [options]
+    oscar-edge info | train | evaluate | run [options]
 
 Each tool also runs as ``python -m oscar_edge.<tool>``.
 """
@@ -14,6 +14,7 @@ TOOLS = {
     "info": "parameters and GFLOPs of every preset",
     "train": "train a preset on SIRST-V2",
     "evaluate": "mNoCoAP / AP50 / Pd-Fa of a checkpoint on a split",
+    "run": "live detection on a camera, stream, video, images or synthetic:// (latency report)",
 }
 
 

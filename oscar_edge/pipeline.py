@@ -2,6 +2,13 @@
 
 The same object serves ``oscar-edge evaluate`` and the runtime, so both use one
 preprocessing and one decode. No torch here: backends are plain callables.
+
+Two kinds of backend fit (``oscar_edge.backends.base``): those returning the five raw head
+outputs (ONNX Runtime, PyTorch: decode + NMS run here) and those whose model already ends in
+decode + NMS (a TensorRT engine with the OscarDecode/OscarNMS plugins: ``(num_detections,
+boxes, scores)`` in network pixels; here they are only clamped to the image content and mapped
+back). The runtime calls the three steps (:meth:`Detector.preprocess`, :meth:`Detector.run`,
+:meth:`Detector.postprocess`) from different threads; ``__call__`` chains them.
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from . import postprocess as pp
+from .backends.base import FINAL_DETECTIONS, RAW_OUTPUTS, fixed_input_size, output_kind
 from .preprocess import FIT_SIZE, Letterbox, prepare
 
 # A backend maps a (1, 3, H, W) float32 batch to the five raw outputs (numpy, batch axis kept).
@@ -46,7 +54,11 @@ class Detections:
 
 
 class Detector:
-    """Run a backend on grey frames with the spec's pre- and post-processing."""
+    """Run a backend on grey frames with the spec's pre- and post-processing.
+
+    ``input_size`` (height, width): letterbox every frame into this fixed network input; by
+    default the backend's own fixed size (a static engine), else the keep-ratio ``fit``.
+    """
 
     def __init__(self, infer: InferFn, fit: Tuple[int, int] = FIT_SIZE,
                  input_size: Optional[Tuple[int, int]] = None, score_thr: float = pp.SCORE_THR,
@@ -54,20 +66,54 @@ class Detector:
                  max_det: int = pp.MAX_DET, postprocess: str = "auto") -> None:
         self.infer = infer
         self.fit = fit
-        self.input_size = input_size
+        self.output_kind = output_kind(infer)
+        fixed = fixed_input_size(infer)
+        if input_size is not None and fixed is not None and tuple(input_size) != fixed:
+            raise ValueError(f"the model needs a fixed {fixed[0]}x{fixed[1]} input; "
+                             f"got input_size {input_size[0]}x{input_size[1]}")
+        self.input_size = tuple(input_size) if input_size is not None else fixed
         self.post = dict(score_thr=score_thr, topk=topk, iou_thr=iou_thr, max_det=max_det)
-        # Decode + NMS: "auto" (native C++ library if it loads, else numpy), "numpy", "native".
-        self.postprocess_backend, self._postprocess_image = select_postprocess(postprocess)
+        if self.output_kind == RAW_OUTPUTS:
+            # Decode + NMS: "auto" (native C++ library if it loads, else numpy), "numpy",
+            # "native".
+            self.postprocess_backend, self._postprocess_image = select_postprocess(postprocess)
+        else:  # decode + NMS are inside the model (TensorRT plugins)
+            self.postprocess_backend, self._postprocess_image = "in-model", None
 
     def preprocess(self, grey: np.ndarray) -> Tuple[np.ndarray, Letterbox]:
         return prepare(grey, fit=self.fit, input_size=self.input_size)
 
+    def run(self, x: np.ndarray) -> Sequence[np.ndarray]:
+        """The backend on one prepared (3, H, W) input; outputs keep the batch axis (1)."""
+        return self.infer(x[None])
+
     def postprocess(self, outputs: Sequence[np.ndarray], box: Letterbox) -> Detections:
         """Outputs of one image (batch axis 1) -> detections in original pixels."""
+        if self.output_kind == FINAL_DETECTIONS:
+            return self._final_detections(outputs, box)
         single = tuple(np.asarray(o)[0] for o in outputs)
         boxes, scores = self._postprocess_image(single, clamp_hw=box.resized, **self.post)
         return Detections(box.to_original(boxes), scores, box)
 
+    @staticmethod
+    def _final_detections(outputs: Sequence[np.ndarray], box: Letterbox) -> Detections:
+        """(num_detections, boxes, scores) of a model that ends in NMS -> Detections.
+
+        The plugins clamp boxes to the whole network input; here they are clamped to the image
+        content (``box.resized``), as the CPU path clamps before NMS. Boxes that reach into the
+        padding can therefore suppress slightly differently than on the CPU path."""
+        if len(outputs) != 3:
+            raise ValueError("a detections backend returns (num_detections, boxes, scores), "
+                             f"got {len(outputs)} outputs")
+        num, boxes, scores = (np.asarray(o) for o in outputs)
+        n = int(num.reshape(-1)[0])
+        b = np.array(boxes[0, :n], dtype=np.float32).reshape(-1, 4)
+        s = np.array(scores[0, :n], dtype=np.float32).reshape(-1)
+        h, w = box.resized
+        b[:, 0::2] = np.clip(b[:, 0::2], np.float32(0), np.float32(w))
+        b[:, 1::2] = np.clip(b[:, 1::2], np.float32(0), np.float32(h))
+        return Detections(box.to_original(b), s, box)
+
     def __call__(self, grey: np.ndarray) -> Detections:
         x, box = self.preprocess(grey)
-        return self.postprocess(self.infer(x[None]), box)
+        return self.postprocess(self.run(x), box)

@@ -43,6 +43,7 @@ class OrtBackend:
     """
 
     name = "onnxruntime"
+    output_kind = "raw"   # the five raw head outputs (oscar_edge.backends.base.RAW_OUTPUTS)
 
     def __init__(self, path: str | os.PathLike, threads: Optional[int] = None,
                  providers: Optional[Sequence[str]] = None) -> None:
@@ -101,12 +102,24 @@ class OrtBackend:
                         f"oscar_edge preprocesses with {key} {value}")
 
     @property
+    def input_size(self) -> Optional[Tuple[int, int]]:
+        """(height, width) of a graph exported with a static input shape, else None."""
+        h, w = self.input_shape[2:4] if len(self.input_shape) == 4 else (None, None)
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            return h, w
+        return None
+
+    @property
     def preset(self) -> str:
         return self.metadata.get("preset", "unknown")
 
     @property
     def precision(self) -> str:
         return self.metadata.get("precision", "unknown")
+
+    def close(self) -> None:
+        """Drop the session (its threads and memory go with it)."""
+        self.session = None
 
     def __call__(self, x: np.ndarray) -> Tuple[np.ndarray, ...]:
         x = np.asarray(x)

@@ -13,6 +13,8 @@ class TorchBackend:
     """Wrap an Oscar model as an InferFn (eval mode, no grad, CPU or CUDA)."""
 
     name = "torch"
+    output_kind = "raw"   # the five raw head outputs (oscar_edge.backends.base.RAW_OUTPUTS)
+    input_size = None
 
     def __init__(self, model: Oscar, device: str = "cpu", half: bool = False) -> None:
         self.device = torch.device(device)

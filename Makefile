@@ -9,13 +9,12 @@ STAMP := $(VENV)/.oscar-edge-installed
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[train,test,export]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/oscar-edge evaluate --split mini_test
+	$(VENV)/bin/oscar-edge run --source synthetic:// --headless --save demo.mp4
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -77,16 +77,21 @@ setup(
         "tqdm>=4.60,<5",
     ],
     extras_require={
+        # The CPU runtime's default backend. Not a base requirement: a Jetson runs TensorRT
+        # (JetPack's python3-libnvinfer + cuda-python) and may carry onnxruntime-gpu, which
+        # must never sit beside onnxruntime.
+        "ort": ["onnxruntime>=1.20,<2"],
+        "jetson": ["cuda-python>=12.6,<14"],
         "train": ["torch==2.13.*", "matplotlib>=3.7,<4"],
         "test": ["pytest>=7,<10", "hypothesis>=6.80,<7"],
         # ONNX export, INT8 PTQ / FP16 AutoCast and ONNX Runtime (CPU) checks. One ONNX Runtime
         # only: nvidia-modelopt without its [onnx] extra (that extra pulls onnxruntime-gpu and
         # cupy) plus what modelopt.onnx.quantization / .autocast import; versions as its extra.
         "export": [
-            "torch==2.13.*", "nvidia-modelopt==0.47.0", "onnx==1.21.0", "onnxsim==0.8.1",
-            "onnxruntime==1.24.4", "onnx-graphsurgeon==0.6.1", "onnxslim==0.1.98",
-            "onnxscript==0.7.2", "polygraphy==0.53.6", "lief==1.0.0", "ml_dtypes==0.6.0",
-            "onnxruntime-extensions==0.15.2",
+            "torch==2.13.*", "nvidia-modelopt~=0.47.0", "onnx~=1.21.0", "onnxsim~=0.8.1",
+            "onnxruntime~=1.24.4", "onnx-graphsurgeon~=0.6.1", "onnxslim~=0.1.98",
+            "onnxscript~=0.7.2", "polygraphy~=0.53.6", "lief~=1.0.0", "ml_dtypes~=0.6.0",
+            "onnxruntime-extensions~=0.15.2",
         ],
     },
     entry_points={"console_scripts": ["oscar-edge=oscar_edge.cli:main"]},

@@ -9,7 +9,7 @@ import pytest
 
 from oscar_edge.io import sources as S
 from oscar_edge.io.capture import END, CaptureThread
-from oscar_edge.io.synthetic import SyntheticScene
+from oscar_edge.io.synthetic import SIGMA_RANGE, SyntheticScene
 from oscar_edge.preprocess import to_grey_u8
 from run_helpers import FlakyLiveSource, ScriptedSource, frame
 
@@ -100,7 +100,7 @@ def test_synthetic_truth_marks_hot_spots_over_clutter():
         img = scene.frame_float(t)
         for g, (x1, y1, x2, y2) in zip(scene.targets, scene.ground_truth(t)):
             assert 0 <= x1 < x2 <= 160 and 0 <= y1 < y2 <= 128
-            assert 1.5 <= (x2 - x1) / 2 <= 4.0          # a few pixels across
+            assert 2 * SIGMA_RANGE[0] - 1e-3 <= (x2 - x1) / 2 <= 2 * SIGMA_RANGE[1] + 1e-3  # +-2 sigma
             cx, cy = int((x1 + x2) / 2), int((y1 + y2) / 2)
             added = img[cy - 1:cy + 2, cx - 1:cx + 2] - clutter[cy - 1:cy + 2, cx - 1:cx + 2]
             assert added.max() > 0.5 * g.contrast       # the spot sits where the truth says

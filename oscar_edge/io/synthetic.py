@@ -12,7 +12,8 @@ The picture:
   scales, detailed at small ones, i.e. noise smoothed at many scales at once) made once from
   the seed. Each drifts slowly in its own direction (two cloud layers), sampled with
   sub-pixel bilinear shifts and wrap-around, so a stream can run forever.
-* Targets: Gaussian hot spots (sigma 0.7-2.0 px, so about 3-8 px across) with contrasts from
+* Targets: Gaussian hot spots (sigma 1.5-3.0 px, so about 6-12 px across, the size range of
+  SIRST-V2 targets, median 7x6 px) with contrasts from
   faint (6x the noise, 12 grey levels at least) to saturating (170), moving in straight lines at
   0.3-1.5 px per frame and bouncing off a margin at the frame border.
 * Sensor noise: white Gaussian noise, a fresh draw per frame (seeded by (seed, t)).
@@ -32,6 +33,10 @@ import numpy as np
 BACKGROUND = 85.0       # grey level of the mean sky
 CLUTTER_GAIN = 38.0     # grey levels per unit of clutter
 BORDER_MARGIN = 12.0    # targets bounce this many pixels inside the frame
+# Spot sigma range (pixels). Measured with the shipped model at 640x512 (ONNX Runtime, score >=
+# 0.1, 64 targets over 4 seeds): sigma 0.7-2.0 -> 16 found, 1.5-3.0 -> 39 found; sub-2-px
+# spots are smaller than what SIRST-V2 trains it on.
+SIGMA_RANGE = (1.5, 3.0)
 
 
 def fractal_texture(height: int, width: int, beta: float, rng: np.random.Generator) -> np.ndarray:
@@ -105,7 +110,7 @@ class SyntheticScene:
                 x0=float(rng.uniform(BORDER_MARGIN, self.width - BORDER_MARGIN)),
                 y0=float(rng.uniform(BORDER_MARGIN, self.height - BORDER_MARGIN)),
                 vx=speed * math.cos(angle), vy=speed * math.sin(angle),
-                sigma=float(rng.uniform(0.7, 2.0)),
+                sigma=float(rng.uniform(SIGMA_RANGE[0], SIGMA_RANGE[1])),
                 contrast=float(rng.uniform(max(12.0, 6.0 * self.noise), 170.0)),
             ))
 

@@ -4,7 +4,8 @@ The graph is exported once per session (module fixture) through the real script;
 and FP16 graphs are calibrated once on the 4 images of ``mini_trainval``.
 
 Tolerances:
-* FP32 ONNX vs PyTorch: 1e-4 absolute on every output (real val images, fit size).
+* FP32 ONNX vs PyTorch: 1e-4 absolute on every output (real val images, fit size), except
+  coarse_bbox (exp-scaled pixel distances): 1e-4 relative to max(1, |x|).
 * FP16 (AutoCast, FP32 I/O) vs FP32 ONNX: max |diff| <= 0.01 * max|fp32| + 1e-3 per output
   (measured: about 5e-4 relative).
 * INT8 (ModelOpt PTQ on 4 images) vs FP32 ONNX, loose on purpose (4 calibration images, any
@@ -146,7 +147,14 @@ def test_onnx_matches_pytorch_on_real_images(exported, torch_model, val_inputs):
         assert len(got) == 5
         for name, a, b in zip(OUTPUT_NAMES, got, ref):
             assert a.shape == b.shape and a.dtype == np.float32, name
-            assert np.abs(a - b).max() <= 1e-4, (name, x.shape, float(np.abs(a - b).max()))
+            if name == "coarse_bbox":
+                # exp() of the regression: distances in pixels (up to tens); the conv arithmetic
+                # differs between oneDNN and MLAS by ~1e-5 in the exponent, which exp scales by
+                # the distance itself, so this output is held to 1e-4 relative to max(1, |x|).
+                tol = 1e-4 * np.maximum(1.0, np.abs(b))
+            else:
+                tol = 1e-4
+            assert (np.abs(a - b) <= tol).all(), (name, x.shape, float(np.abs(a - b).max()))
 
 
 def test_onnx_evaluation_equals_pytorch(exported, torch_model, sirst_root):

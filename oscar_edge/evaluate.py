@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="run the PyTorch model in FP16")
     p.add_argument("--onnx", help="evaluate this exported ONNX graph (FP32, INT8 or FP16) with "
                                   "ONNX Runtime's CPU provider instead of a checkpoint")
+    p.add_argument("--peak-refine", choices=("on", "off"), default=None,
+                   help="move every detection's box so that its centre sits on the image peak "
+                        "inside it (issue 7, oscar_edge.postprocess.peak_refine); default: the "
+                        "pipeline's default (on)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--plot", help="write the precision-recall curves as PNG here")
     p.add_argument("--no-progress", action="store_true")
@@ -102,17 +106,28 @@ def _main(args: argparse.Namespace) -> int:
         source, preset = {"checkpoint": str(args.checkpoint or "shipped")}, model.preset.name
         label = f"{args.checkpoint or 'shipped'} ({preset})"
     samples = load_samples(args.data, args.split)
-    detector = Detector(backend)
+    detector = make_detector(backend, args.peak_refine)
     m = evaluate_model(detector, samples, args.score_thr, progress=not args.no_progress)
     curves = m.pop("curves")
-    print(f"model {label} on {args.split}")
+    refine = getattr(detector, "peak_refine", None)
+    print(f"model {label} on {args.split}"
+          + ("" if refine is None else f"; peak refinement {'on' if refine else 'off'}"))
     print(format_metrics(m))
     if args.json:
         m.update(**source, preset=preset, split=args.split)
+        if refine is not None:
+            m["peak_refine"] = bool(refine)
         Path(args.json).write_text(json.dumps(m, indent=2) + "\n")
     if args.plot:
         plot_pr_curves(curves, args.plot, title=f"{preset} on {args.split}")
     return 0
+
+
+def make_detector(backend, peak_refine: Optional[str] = None) -> Detector:
+    """``Detector(backend)`` with peak refinement "on" / "off" (None: the pipeline's default)."""
+    if peak_refine is None:
+        return Detector(backend)
+    return Detector(backend, peak_refine=peak_refine == "on")
 
 
 def _check_writable(path: str) -> None:

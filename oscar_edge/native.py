@@ -1,7 +1,8 @@
 """ctypes binding of the native CPU decode + NMS library (``liboscar_postprocess.so``).
 
-The library is the C++ twin of :mod:`oscar_edge.postprocess` (spec section 6) and of the
-TensorRT plugins ``OscarDecode`` / ``OscarNMS``: same rules, same float32 arithmetic
+The library is the C++ twin of :mod:`oscar_edge.postprocess` (spec section 6, and the peak
+refinement of issue 7) and of the TensorRT plugins ``OscarDecode`` / ``OscarNMS`` /
+``OscarPeakRefine``: same rules, same float32 arithmetic
 (``cpp_plugins/common/oscar_math.h``), same results. ``pip install .`` builds it into the
 package; ``python setup.py build_ext --inplace`` builds it in a checkout. The environment
 variable ``OSCAR_EDGE_NATIVE_LIB`` points at another build (e.g. one made by CMake).
@@ -27,7 +28,7 @@ from .errors import UserError
 
 ENV_VAR = "OSCAR_EDGE_NATIVE_LIB"
 LIB_FILENAME = "liboscar_postprocess.dll" if os.name == "nt" else "liboscar_postprocess.so"
-ABI_VERSION = 1  # OSCAR_ABI_VERSION in cpp_plugins/cpu/oscar_postprocess.h
+ABI_VERSION = 2  # OSCAR_ABI_VERSION in cpp_plugins/cpu/oscar_postprocess.h
 
 _P = ctypes.c_void_p
 _I32 = ctypes.c_int32
@@ -40,12 +41,18 @@ _SIGNATURES = {
     "oscar_sigmoid": ([_P, _P, ctypes.c_int64], None),
     "oscar_decode": ([_P] * 5 + [_I32] * 5 + [_P, _F32, _I32, _P, _P, _P, _P, _SIZE], _I32),
     "oscar_nms": ([_P, _P, _P, _I32, _I32, _F32, _I32, _P, _P, _P, _P, _P, _SIZE], _I32),
+    "oscar_peak_refine": ([_P, _I32, _I32, _I32, _I32, _P, _P, _I32, _P, _I32, _P], _I32),
     "oscar_postprocess": (
-        [_P] * 5 + [_I32] * 5 + [_P, _F32, _I32, _F32, _I32, _P, _P, _P, _P, _SIZE], _I32),
+        [_P] * 5 + [_I32] * 5 + [_P, _F32, _I32, _F32, _I32]
+        + [_P, _I32, _I32, _I32, _P, _I32]  # image, channels, height, width, scale_yx, flags
+        + [_P, _P, _P, _P, _SIZE], _I32),
 }
+PEAK_REFINE = 1    # OSCAR_PEAK_REFINE
+PEAK_CENTROID = 2  # OSCAR_PEAK_CENTROID
 _LOADED: dict = {}
 
 ClampHW = Union[Tuple[float, float], Sequence[Tuple[float, float]], np.ndarray, None]
+ScaleYX = Union[Tuple[float, float], Sequence[Tuple[float, float]], np.ndarray, None]
 
 
 class NativeLibraryError(UserError):
@@ -126,6 +133,20 @@ def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
 
 
+def _image_chw(image, batched: bool) -> Tuple[np.ndarray, int, int, int]:
+    """The network input as a C-contiguous float32 array (no copy when it already is one) and
+    its (channels, height, width); (H, W) / (B, H, W) count as one channel."""
+    img = _f32(image)
+    want = 4 if batched else 3
+    if img.ndim == want - 1:
+        img = img[:, None] if batched else img[None]
+    if img.ndim != want or min(img.shape[-3:]) < 1:
+        raise ValueError(f"image must be {'(B, C, H, W)' if batched else '(C, H, W) or (H, W)'}"
+                         f", got shape {np.shape(image)}")
+    c, h, w = img.shape[-3:]
+    return img, int(c), int(h), int(w)
+
+
 def _grid(outputs: Sequence[np.ndarray], batched: bool) -> Tuple[int, int, int, int]:
     if len(outputs) != 5:
         raise ValueError(f"expected the five raw outputs {pp.OUTPUT_NAMES}, got {len(outputs)}")
@@ -195,10 +216,26 @@ class NativePostprocessor:
         return buf
 
     # -- one image ---------------------------------------------------------------------------
+    def _peak_args(self, image, scale_yx, centroid, batch: int, batched: bool):
+        """(image array to keep alive during the call, (image pointer, channels, height, width,
+        scale pointer, flags) for oscar_postprocess)."""
+        if image is None:
+            return None, (None, 0, 0, 0, None, 0)
+        img, c, h, w = _image_chw(image, batched)
+        if batched and img.shape[0] != batch:
+            raise ValueError(f"image has batch {img.shape[0]}, the outputs {batch}")
+        scale = self._buf("scale", (batch, 2), np.float32)
+        scale[:] = (1.0, 1.0) if scale_yx is None else \
+            np.asarray(scale_yx, dtype=np.float32).reshape(-1, 2)
+        flags = PEAK_REFINE | (PEAK_CENTROID if centroid else 0)
+        return img, (_ptr(img), c, h, w, _ptr(scale), flags)
+
     def postprocess_image_views(
         self, outputs: Sequence[np.ndarray], clamp_hw: Tuple[float, float],
         score_thr: float = pp.SCORE_THR, topk: int = pp.PRE_NMS_TOPK,
         iou_thr: float = pp.IOU_THR, max_det: int = pp.MAX_DET,
+        image: Optional[np.ndarray] = None, scale_yx: Tuple[float, float] = (1.0, 1.0),
+        centroid: bool = pp.PEAK_CENTROID_DEFAULT,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """As :meth:`postprocess_image`, returning views of kept buffers (valid until the next
         call on this object): no allocation of arrays once the buffers have their size."""
@@ -208,12 +245,15 @@ class NativePostprocessor:
         ws, ws_size = self._workspace(h4, w4, topk)
         clamp = self._buf("clamp", (1, 2), np.float32)
         clamp[0, 0], clamp[0, 1] = clamp_hw
+        img, peak = self._peak_args(image, scale_yx, centroid, 1, batched=False)
         num = self._buf("num", (1,), np.int32)
         boxes = self._buf("img_boxes", (max_det, 4), np.float32)
         scores = self._buf("img_scores", (max_det,), np.float32)
         self._check(self.lib.oscar_postprocess(
             _ptr(rs), _ptr(rb), _ptr(rn), _ptr(cs), _ptr(cb), 1, h4, w4, h8, w8, _ptr(clamp),
-            score_thr, topk, iou_thr, max_det, _ptr(num), _ptr(boxes), _ptr(scores), ws, ws_size))
+            score_thr, topk, iou_thr, max_det, *peak, _ptr(num), _ptr(boxes), _ptr(scores), ws,
+            ws_size))
+        del img  # (kept alive until the library returned)
         n = int(num[0])
         return boxes[:n], scores[:n]
 
@@ -221,46 +261,99 @@ class NativePostprocessor:
         self, outputs: Sequence[np.ndarray], clamp_hw: Tuple[float, float],
         score_thr: float = pp.SCORE_THR, topk: int = pp.PRE_NMS_TOPK,
         iou_thr: float = pp.IOU_THR, max_det: int = pp.MAX_DET,
+        image: Optional[np.ndarray] = None, scale_yx: Tuple[float, float] = (1.0, 1.0),
+        centroid: bool = pp.PEAK_CENTROID_DEFAULT,
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """Decode + NMS for one image's five raw outputs (no batch axis), as
+        """Decode + NMS (+ the peak refinement when ``image``, the network input (C, H, W), is
+        given) for one image's five raw outputs (no batch axis), as
         :func:`oscar_edge.postprocess.postprocess_image`: boxes (N, 4) float32 in network
         pixels and scores (N,) float32, best first (new arrays)."""
         boxes, scores = self.postprocess_image_views(outputs, clamp_hw, score_thr, topk,
-                                                     iou_thr, max_det)
+                                                     iou_thr, max_det, image, scale_yx, centroid)
         return boxes.copy(), scores.copy()
+
+    def peak_refine(self, boxes: np.ndarray, image: np.ndarray, clamp_hw: Tuple[float, float],
+                    scale_yx: Tuple[float, float] = (1.0, 1.0),
+                    centroid: bool = pp.PEAK_CENTROID_DEFAULT) -> np.ndarray:
+        """Rule 6 on one image, as :func:`oscar_edge.postprocess.peak_refine` (same arguments,
+        same results): (N, 4) boxes in network pixels -> refined (N, 4) float32 (new array)."""
+        b = _f32(boxes).reshape(-1, 4)
+        img, c, h, w = _image_chw(image, batched=False)
+        out = np.empty_like(b)
+        lb = self._buf("peak_lb", (1, 4), np.float32)
+        lb[0] = (clamp_hw[0], clamp_hw[1], scale_yx[0], scale_yx[1])
+        num = self._buf("peak_num", (1,), np.int32)
+        num[0] = len(b)
+        self._check(self.lib.oscar_peak_refine(_ptr(img), 1, c, h, w, _ptr(b), _ptr(num), len(b),
+                                               _ptr(lb), int(bool(centroid)), _ptr(out)))
+        return out
+
+    def peak_refine_batch(self, image: np.ndarray, boxes: np.ndarray, num: np.ndarray,
+                          letterbox: Optional[np.ndarray] = None,
+                          centroid: bool = pp.PEAK_CENTROID_DEFAULT) -> np.ndarray:
+        """The OscarPeakRefine plugin's output (new array): image [B, C, H, W] (channel 0 is
+        used), boxes [B, M, 4] and num_detections [B] (OscarNMS outputs), letterbox [B, 4]
+        (content height, content width, scale_y, scale_x; None: (H, W, 1, 1)) -> refined boxes
+        [B, M, 4] float32, zero rows past num_detections."""
+        img, c, h, w = _image_chw(image, batched=True)
+        b = _f32(boxes)
+        n = np.ascontiguousarray(num, dtype=np.int32).reshape(-1)
+        if b.ndim != 3 or b.shape[2] != 4 or b.shape[0] != img.shape[0] or n.shape != b.shape[:1]:
+            raise ValueError(f"expected image [B,C,H,W], boxes [B,M,4], num [B]; got {img.shape}, "
+                             f"{b.shape}, {n.shape}")
+        lb = None
+        if letterbox is not None:
+            lb = _f32(letterbox).reshape(-1, 4)
+            if lb.shape[0] != b.shape[0]:
+                raise ValueError(f"letterbox must be [B, 4], got shape {np.shape(letterbox)}")
+        out = np.empty_like(b)
+        self._check(self.lib.oscar_peak_refine(
+            _ptr(img), b.shape[0], c, h, w, _ptr(b), _ptr(n), b.shape[1],
+            None if lb is None else _ptr(lb), int(bool(centroid)), _ptr(out)))
+        return out
 
     # -- batches (plugin layouts) ------------------------------------------------------------
     def postprocess_batch(
         self, outputs: Sequence[np.ndarray], clamp_hw: ClampHW = None,
         score_thr: float = pp.SCORE_THR, topk: int = pp.PRE_NMS_TOPK,
         iou_thr: float = pp.IOU_THR, max_det: int = pp.MAX_DET,
+        image: Optional[np.ndarray] = None, scale_yx: ScaleYX = None,
+        centroid: bool = pp.PEAK_CENTROID_DEFAULT,
     ) -> List[Tuple[np.ndarray, np.ndarray]]:
         """Raw outputs with batch axis -> one (boxes, scores) pair per image (new arrays).
-        ``clamp_hw``: one (h, w), one per image, or None for the network input size."""
+        ``clamp_hw``: one (h, w), one per image, or None for the network input size; ``image``
+        [B, C, H, W] (the network input) turns the peak refinement on, with ``scale_yx`` one
+        (scale_y, scale_x), one per image, or None for (1, 1)."""
         num, boxes, scores = self.postprocess_batch_padded(outputs, clamp_hw, score_thr, topk,
-                                                           iou_thr, max_det)
+                                                           iou_thr, max_det, image, scale_yx,
+                                                           centroid)
         return [(boxes[b, :n].copy(), scores[b, :n].copy()) for b, n in enumerate(num.tolist())]
 
     def postprocess_batch_padded(
         self, outputs: Sequence[np.ndarray], clamp_hw: ClampHW = None,
         score_thr: float = pp.SCORE_THR, topk: int = pp.PRE_NMS_TOPK,
         iou_thr: float = pp.IOU_THR, max_det: int = pp.MAX_DET,
+        image: Optional[np.ndarray] = None, scale_yx: ScaleYX = None,
+        centroid: bool = pp.PEAK_CENTROID_DEFAULT,
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Decode + NMS with the OscarNMS plugin's outputs: num_detections [B] int32, boxes
-        [B, max_det, 4], scores [B, max_det] float32 padded with zeros (views of kept
-        buffers, valid until the next call)."""
+        """Decode + NMS (+ peak refinement with ``image``) with the end-to-end graph's outputs:
+        num_detections [B] int32, boxes [B, max_det, 4], scores [B, max_det] float32 padded
+        with zeros (views of kept buffers, valid until the next call)."""
         self._check_limits(topk, max_det)
         rs, rb, rn, cs, cb = (_f32(o) for o in outputs)
         h4, w4, h8, w8 = _grid((rs, rb, rn, cs, cb), batched=True)
         batch = rs.shape[0]
         ws, ws_size = self._workspace(h4, w4, topk)
         clamp = self._clamp(clamp_hw, batch, h4, w4)
+        img, peak = self._peak_args(image, scale_yx, centroid, batch, batched=True)
         num = self._buf("b_num", (batch,), np.int32)
         boxes = self._buf("b_boxes", (batch, max_det, 4), np.float32)
         scores = self._buf("b_scores", (batch, max_det), np.float32)
         self._check(self.lib.oscar_postprocess(
             _ptr(rs), _ptr(rb), _ptr(rn), _ptr(cs), _ptr(cb), batch, h4, w4, h8, w8, _ptr(clamp),
-            score_thr, topk, iou_thr, max_det, _ptr(num), _ptr(boxes), _ptr(scores), ws, ws_size))
+            score_thr, topk, iou_thr, max_det, *peak, _ptr(num), _ptr(boxes), _ptr(scores), ws,
+            ws_size))
+        del img  # (kept alive until the library returned)
         return num, boxes, scores
 
     def decode_batch(

@@ -44,6 +44,13 @@ def select_postprocess(kind: str = "auto") -> Tuple[str, Callable]:
     return "numpy", pp.postprocess_image
 
 
+def select_peak_refine(kind: str = "auto") -> Callable:
+    """The peak refinement with the signature of ``postprocess.peak_refine``: the native
+    library's (``kind`` "native", or "auto" when it loads) or the numpy reference; same results."""
+    name, fn = select_postprocess(kind)
+    return fn.__self__.peak_refine if name == "native" else pp.peak_refine
+
+
 @dataclass
 class Detections:
     """Detections of one frame in original pixels: boxes (N, 4) xyxy, scores (N,), best first."""
@@ -63,7 +70,8 @@ class Detector:
     def __init__(self, infer: InferFn, fit: Tuple[int, int] = FIT_SIZE,
                  input_size: Optional[Tuple[int, int]] = None, score_thr: float = pp.SCORE_THR,
                  topk: int = pp.PRE_NMS_TOPK, iou_thr: float = pp.IOU_THR,
-                 max_det: int = pp.MAX_DET, postprocess: str = "auto") -> None:
+                 max_det: int = pp.MAX_DET, postprocess: str = "auto",
+                 peak_refine: bool = pp.PEAK_REFINE_DEFAULT) -> None:
         self.infer = infer
         self.fit = fit
         self.output_kind = output_kind(infer)
@@ -79,21 +87,62 @@ class Detector:
             self.postprocess_backend, self._postprocess_image = select_postprocess(postprocess)
         else:  # decode + NMS are inside the model (TensorRT plugins)
             self.postprocess_backend, self._postprocess_image = "in-model", None
+        # Peak refinement (issue 7, postprocess.peak_refine): after decode + NMS here, or inside
+        # an engine that ends in OscarPeakRefine (which then takes the letterbox input).
+        self.peak_refine = bool(peak_refine)
+        self._refine_in_model = bool(getattr(infer, "peak_refine", False))
+        if self._refine_in_model and not self.peak_refine:
+            raise ValueError("the engine ends in the OscarPeakRefine plugin (built with "
+                             "--peak-refine on); rebuild it with --peak-refine off to run "
+                             "without the peak refinement")
+        self._peak_refine_cpu = None
+        if self.peak_refine and self.output_kind == FINAL_DETECTIONS and not self._refine_in_model:
+            self._peak_refine_cpu = select_peak_refine(postprocess)
 
     def preprocess(self, grey: np.ndarray) -> Tuple[np.ndarray, Letterbox]:
         return prepare(grey, fit=self.fit, input_size=self.input_size)
 
-    def run(self, x: np.ndarray) -> Sequence[np.ndarray]:
-        """The backend on one prepared (3, H, W) input; outputs keep the batch axis (1)."""
+    def run(self, x: np.ndarray, box: Optional[Letterbox] = None) -> Sequence[np.ndarray]:
+        """The backend on one prepared (3, H, W) input; outputs keep the batch axis (1). An
+        engine ending in OscarPeakRefine also gets the frame's letterbox row (``box``)."""
+        if self._refine_in_model:
+            if box is None:
+                raise ValueError("this engine refines on the image peak: run(x, box) needs the "
+                                 "frame's Letterbox")
+            return self.infer(x[None], letterbox=box.tensor()[None])
         return self.infer(x[None])
 
-    def postprocess(self, outputs: Sequence[np.ndarray], box: Letterbox) -> Detections:
-        """Outputs of one image (batch axis 1) -> detections in original pixels."""
+    def postprocess(self, outputs: Sequence[np.ndarray], box: Letterbox,
+                    x: Optional[np.ndarray] = None) -> Detections:
+        """Outputs of one image (batch axis 1) -> detections in original pixels. ``x`` (the
+        prepared input) is needed when the peak refinement runs here, not in the model."""
+        refine_here = self.peak_refine and not self._refine_in_model
+        if refine_here and x is None:
+            raise ValueError("the peak refinement needs the prepared input: "
+                             "postprocess(outputs, box, x)")
         if self.output_kind == FINAL_DETECTIONS:
-            return self._final_detections(outputs, box)
+            det = self._final_detections(outputs, box)
+            if refine_here:  # an engine without OscarPeakRefine: refine its boxes here
+                net = self._peak_refine_cpu(self._final_boxes(outputs, box), x, box.resized,
+                                            (box.scale_y, box.scale_x))
+                det = Detections(box.to_original(net), det.scores, box)
+            return det
         single = tuple(np.asarray(o)[0] for o in outputs)
-        boxes, scores = self._postprocess_image(single, clamp_hw=box.resized, **self.post)
+        extra = dict(image=x, scale_yx=(box.scale_y, box.scale_x)) if refine_here else {}
+        boxes, scores = self._postprocess_image(single, clamp_hw=box.resized, **self.post,
+                                                **extra)
         return Detections(box.to_original(boxes), scores, box)
+
+    @staticmethod
+    def _final_boxes(outputs: Sequence[np.ndarray], box: Letterbox) -> np.ndarray:
+        """Kept boxes of (num_detections, boxes, scores) in network pixels, clamped to the
+        image content (as _final_detections clamps them)."""
+        n = int(np.asarray(outputs[0]).reshape(-1)[0])
+        b = np.array(np.asarray(outputs[1])[0, :n], dtype=np.float32).reshape(-1, 4)
+        h, w = box.resized
+        b[:, 0::2] = np.clip(b[:, 0::2], np.float32(0), np.float32(w))
+        b[:, 1::2] = np.clip(b[:, 1::2], np.float32(0), np.float32(h))
+        return b
 
     @staticmethod
     def _final_detections(outputs: Sequence[np.ndarray], box: Letterbox) -> Detections:
@@ -116,4 +165,4 @@ class Detector:
 
     def __call__(self, grey: np.ndarray) -> Detections:
         x, box = self.preprocess(grey)
-        return self.postprocess(self.run(x), box)
+        return self.postprocess(self.run(x, box), box, x)

@@ -103,6 +103,14 @@ class Letterbox:
     scale_x: float
     scale_y: float
 
+    def tensor(self) -> np.ndarray:
+        """(4,) float32 (content height, content width, scale_y, scale_x): this frame's row of
+        the ``letterbox`` input of an end-to-end graph / engine with the OscarPeakRefine plugin
+        (the peak refinement needs the content size and the scale, see
+        ``oscar_edge.postprocess.peak_refine``)."""
+        return np.array([self.resized[0], self.resized[1], self.scale_y, self.scale_x],
+                        dtype=np.float32)
+
     def to_original(self, boxes: np.ndarray) -> np.ndarray:
         """Map (N, 4) xyxy boxes from network pixels back to original pixels."""
         out = np.asarray(boxes, dtype=np.float32).copy()

@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine's size")
     g.add_argument("--postprocess", default="auto", choices=("auto", "native", "numpy"),
                    help="decode + NMS for raw-output backends (default: native C++ if built)")
+    g.add_argument("--peak-refine", default="on", choices=("on", "off"),
+                   help="move every box so that its centre sits on the image peak inside it "
+                        "(issue 7; inside an engine built with it, else after NMS on the CPU; "
+                        "default %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("--display", action="store_true", help="show a window (q / Esc: stop)")
     g.add_argument("--headless", action="store_true", help="no window (the default)")
@@ -186,7 +190,8 @@ def _main(args: argparse.Namespace) -> int:
             print(f"{PROG}: note: {note}", file=sys.stderr)
         input_size = (args.input_size[1], args.input_size[0]) if args.input_size else None
         detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
-                            input_size=input_size, postprocess=args.postprocess)
+                            input_size=input_size, postprocess=args.postprocess,
+                            peak_refine=args.peak_refine == "on")
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.
         source.open()
         opened = True

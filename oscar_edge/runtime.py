@@ -142,12 +142,12 @@ class Runtime:
         rec.x, rec.letterbox = self.detector.preprocess(rec.grey)
 
     def _inference(self, rec: FrameRecord) -> None:
-        rec.outputs = self.detector.run(rec.x)
-        rec.x = None
+        rec.outputs = self.detector.run(rec.x, rec.letterbox)
 
     def _postprocess(self, rec: FrameRecord) -> None:
-        rec.detections = self.detector.postprocess(rec.outputs, rec.letterbox)
+        rec.detections = self.detector.postprocess(rec.outputs, rec.letterbox, rec.x)
         rec.outputs = None
+        rec.x = None
 
     # -- plumbing ----------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:

@@ -105,6 +105,7 @@ def test_without_tensorrt_writes_checked_onnx_and_prints_trtexec(tmp_path):
         assert flag in command, flag
     for absent in ("--fp16", "--int8", "--best", "--calib", "--useDLACore"):
         assert absent not in command
+    assert "--minShapes=image:1x3x256x320,letterbox:1x4" in command  # peak refinement (default)
 
 
 @pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed: the no-TensorRT path cannot run")
@@ -184,6 +185,14 @@ def test_trtexec_command_flags():
                    "--optShapes=image:1x3x640x640 --maxShapes=image:1x3x640x640 "
                    "--memPoolSize=workspace:256M --timingCacheFile=t.cache --useDLACore=1 "
                    "--allowGPUFallback --skipInference")
+    # with the peak refinement the graph has the second input 'letterbox' [B, 4]
+    cmd = be.trtexec_command(Path("m.onnx"), Path("m.engine"), (1, 3, 256, 320),
+                             (2, 3, 512, 640), (4, 3, 1088, 1920), 256, Path("x.so"),
+                             letterbox=True)
+    for flag in ("--minShapes=image:1x3x256x320,letterbox:1x4",
+                 "--optShapes=image:2x3x512x640,letterbox:2x4",
+                 "--maxShapes=image:4x3x1088x1920,letterbox:4x4"):
+        assert flag in cmd.split(), flag
 
 
 # ------------------------------------------------------------------ TensorRT call sequence (TEST DOUBLE)
@@ -384,6 +393,8 @@ def test_tensorrt_call_sequence_with_test_double(tmp_path, raw_onnx, fake_trt,
     assert ("parse_from_file", e2e_path) in calls
     # one profile on input 'image', the workspace limit, the timing cache read and written
     assert ("set_shape", "image", (1, 3, 256, 320), (2, 3, 512, 640), (4, 3, 1024, 1024)) in calls
+    # the peak refinement (default on): the second input 'letterbox' [B, 4] in the same profile
+    assert ("set_shape", pg.LETTERBOX_NAME, (1, 4), (2, 4), (4, 4)) in calls
     assert names.count("add_optimization_profile") == 1
     assert ("set_memory_pool_limit", FakeTensorRT.MemoryPoolType.WORKSPACE, 256 << 20) in calls
     assert ("create_timing_cache", b"previous-timings") in calls
@@ -405,6 +416,9 @@ def test_tensorrt_call_sequence_with_test_double(tmp_path, raw_onnx, fake_trt,
     assert side["plugins"]["namespace"] == n.namespace
     assert side["plugins"][n.decode_name]["version"] == n.decode_version
     assert side["plugins"][n.nms_name][n.attr_max_detections] == n.default_max_detections
+    assert side["peak_refine"] is True and side["letterbox_input"]["shape"] == ["B", 4]
+    assert side["plugins"][n.peak_name] == {"version": n.peak_version,
+                                            n.attr_centroid: n.default_centroid}
     assert side["onnx_sha256"] == hashlib.sha256(Path(e2e_path).read_bytes()).hexdigest()
     assert side["oscar_edge_version"] == __version__
     assert side["strongly_typed"] is True and side["workspace_mb"] == 256
@@ -423,7 +437,8 @@ def test_tensorrt_call_sequence_with_test_double(tmp_path, raw_onnx, fake_trt,
 def _spec(path, **kw):
     base = dict(onnx_path=path, input_name="image", min_shape=(1, 3, 256, 256),
                 opt_shape=(1, 3, 256, 256), max_shape=(1, 3, 256, 256), workspace_bytes=1 << 28,
-                expected_outputs=pg.E2E_OUTPUTS)
+                expected_outputs=pg.E2E_OUTPUTS,
+                extra_inputs={pg.LETTERBOX_NAME: ((1, 4), (1, 4), (1, 4))})  # peak refinement
     base.update(kw)
     return trt_build.BuildSpec(**base)
 
@@ -494,21 +509,25 @@ class RealTensorRT:
             raise RuntimeError(f"CUDA error {err}")
         return result[1] if isinstance(result, tuple) and len(result) == 2 else None
 
-    def run(self, plan: bytes, x: np.ndarray):
+    def run(self, plan: bytes, x: np.ndarray, letterbox=None):
         trt, cudart = self.trt, self.cudart
         trt_build.load_plugin_library(self.lib)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         engine = runtime.deserialize_cuda_engine(plan)
         assert engine is not None, "engine deserialization failed (see the TensorRT log)"
         ctx = engine.create_execution_context()
-        ctx.set_input_shape("image", x.shape)
+        feeds = {"image": np.ascontiguousarray(x, np.float32)}
+        if letterbox is not None:  # the peak refinement's second input
+            feeds[pg.LETTERBOX_NAME] = np.ascontiguousarray(letterbox, np.float32).reshape(-1, 4)
+        for name, arr in feeds.items():
+            ctx.set_input_shape(name, arr.shape)
         stream = self.check(cudart.cudaStreamCreate())
         host, buffers = {}, []
         try:
             for i in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(i)
                 if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                    arr = np.ascontiguousarray(x, np.float32)
+                    arr = feeds[name]
                 else:
                     arr = np.zeros(tuple(ctx.get_tensor_shape(name)),
                                    trt.nptype(engine.get_tensor_dtype(name)))
@@ -552,7 +571,7 @@ def test_real_engine_matches_cpu_pipeline(tmp_path, sirst_root, precision, score
 
     from oscar_edge.checkpoint import load_model
     from oscar_edge.data.annotations import load_samples
-    from oscar_edge.postprocess import postprocess_image
+    from oscar_edge.postprocess import peak_refine, postprocess_image
     from oscar_edge.preprocess import prepare, read_grey
 
     sample = load_samples(sirst_root, "val_full")[0]
@@ -565,15 +584,18 @@ def test_real_engine_matches_cpu_pipeline(tmp_path, sirst_root, precision, score
     assert be.main(args) == 0
     side = json.loads(Path(str(engine) + ".json").read_text())
     assert side["tensorrt_version"] == gpu.trt.__version__ and side["precision"] == precision
-    num, boxes, scores = gpu.run(engine.read_bytes(), x[None])
+    assert side["peak_refine"] is True and side["letterbox_input"]["name"] == pg.LETTERBOX_NAME
+    num, boxes, scores = gpu.run(engine.read_bytes(), x[None], box.tensor()[None])
     assert num.dtype == np.int32 and boxes.shape[1:] == (100, 4)
     got_b, got_s = boxes[0, :num[0]], scores[0, :num[0]]
     model = load_model(None)[0].eval()
     with torch.no_grad():
         outs = [o[0].numpy() for o in model(torch.from_numpy(x[None]))]
+    # decode clamps to the whole input (as the plugin), the refinement to the content
     want_b, want_s = postprocess_image(outs, box.padded)
+    want_b = peak_refine(want_b, x, box.resized, (box.scale_y, box.scale_x))
     assert abs(len(got_b) - len(want_b)) <= max(2, len(want_b) // 10), (len(got_b), len(want_b))
-    assert np.all(got_b[:, 0::2] <= x.shape[2]) and np.all(got_b[:, 1::2] <= x.shape[1])
+    assert np.all(got_b[:, 0::2] <= box.resized[1]) and np.all(got_b[:, 1::2] <= box.resized[0])
     for wb, ws in zip(want_b[:10], want_s[:10]):
         ious = [_iou(wb, gb) for gb in got_b]
         j = int(np.argmax(ious)) if ious else -1

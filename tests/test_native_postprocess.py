@@ -2,6 +2,7 @@
 (oscar_edge.postprocess): same kept detections, same order, on random and edge-case inputs."""
 from __future__ import annotations
 
+import inspect
 import re
 import tracemalloc
 from pathlib import Path
@@ -302,14 +303,24 @@ def test_detector_postprocess_choice(native, monkeypatch):
     outs = tuple(o[None] for o in make_outputs(np.random.default_rng(8), 12, 20, mean=0.0))
     box = Letterbox(original=(60, 100), resized=(75, 125), padded=(96, 160), scale_x=1.25,
                     scale_y=1.25)
+    # the prepared input, for the peak refinement (issue 7) once the pipeline has it
+    x = np.random.default_rng(9).normal(0, 1, (3, 96, 160)).astype(np.float32)
+    refine_kw = "peak_refine" in inspect.signature(Detector).parameters
     results = {}
     for kind in ("numpy", "native", "auto"):
         det = Detector(lambda x: outs, postprocess=kind)
         assert det.postprocess_backend == ("numpy" if kind == "numpy" else "native")
-        d = det.postprocess(outs, box)
+        d = det.postprocess(outs, box, x) if refine_kw else det.postprocess(outs, box)
         results[kind] = (d.boxes, d.scores)
     assert_same(results["numpy"], results["native"])
     assert_same(results["numpy"], results["auto"])
+    if refine_kw:  # refined == refined by hand; off == NMS output
+        single = tuple(o[0] for o in outs)
+        b, s = pp.postprocess_image(single, box.resized)
+        want = pp.peak_refine(b, x, box.resized, (box.scale_y, box.scale_x))
+        np.testing.assert_array_equal(results["native"][0], box.to_original(want))
+        off = Detector(lambda x: outs, peak_refine=False).postprocess(outs, box)
+        np.testing.assert_array_equal(off.boxes, box.to_original(b))
     with pytest.raises(ValueError, match="postprocess must be one of"):
         Detector(lambda x: outs, postprocess="gpu")
     monkeypatch.setenv(ENV_VAR, "/nonexistent/liboscar_postprocess.so")
@@ -337,3 +348,8 @@ def test_plugin_names_header_matches_reference_defaults():
     for key in ("OSCAR_DECODE_ATTR_SCORE_THRESHOLD", "OSCAR_DECODE_ATTR_TOPK",
                 "OSCAR_NMS_ATTR_IOU_THRESHOLD", "OSCAR_NMS_ATTR_MAX_DETECTIONS"):
         assert re.fullmatch(r"[a-z_]+", names[key])
+    # OscarPeakRefine (issue 7): its default matches the reference's
+    assert names["OSCAR_PEAK_REFINE_PLUGIN_NAME"] == "OscarPeakRefine"
+    assert names["OSCAR_PEAK_REFINE_PLUGIN_VERSION"] == "1"
+    assert names["OSCAR_PEAK_REFINE_DEFAULT_CENTROID"] == int(pp.PEAK_CENTROID_DEFAULT)
+    assert re.fullmatch(r"[a-z_]+", names["OSCAR_PEAK_REFINE_ATTR_CENTROID"])

@@ -1,4 +1,4 @@
-"""The end-to-end ONNX graph: raw head + OscarDecode + OscarNMS plugin nodes.
+"""The end-to-end ONNX graph: raw head + OscarDecode + OscarNMS (+ OscarPeakRefine) plugin nodes.
 
 * The nodes' op types, ``plugin_version``, ``plugin_namespace``, attribute names, ONNX attribute
   types and defaults are checked against ``cpp_plugins/common/oscar_plugin_names.h`` through
@@ -7,7 +7,12 @@
   (``onnxruntime-extensions`` Python ops; the session uses a copy whose plugin nodes are in the
   domain ``ai.onnx.contrib``), and must give the PyTorch pipeline's detections (PyTorch raw
   outputs + ``oscar_edge.postprocess.postprocess_image`` with clamp = the padded input size) on
-  real val images: same count, boxes within 1e-4, scores within 1e-5; also as a batch of 2.
+  real val images: same count, boxes within 1e-4, scores within 1e-5; also as a batch of 2
+  (graph without the peak refinement).
+* With the peak refinement (the default graph: input ``letterbox``, node ``OscarPeakRefine``
+  fed by the network input ``image``), the graph's boxes are exactly
+  ``oscar_edge.postprocess.peak_refine`` of the same graph's NMS boxes, with each image's
+  letterbox (real val images, one by one and as a batch of 2 with different letterboxes).
 
 This checks the graph and its wiring with the CPU twin of the plugins; it says nothing about the
 plugins on a GPU (tests/test_tensorrt_plugins.py -m tensorrt, and the tensorrt test of
@@ -16,6 +21,7 @@ tests/test_build_engine.py).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +68,15 @@ def raw_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def e2e(raw_path, names):
+    """The default graph: with the peak refinement."""
     return pg.add_plugin_nodes(onnx.load(str(raw_path)), names=names)
+
+
+@pytest.fixture(scope="module")
+def e2e_off(raw_path, names):
+    """The graph without the peak refinement (outputs straight from OscarNMS)."""
+    attrs = dataclasses.replace(pg.PostprocessAttrs.defaults(names), peak_refine=False)
+    return pg.add_plugin_nodes(onnx.load(str(raw_path)), attrs, names)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +125,12 @@ def test_header_parser_types_and_typed_view(names):
     assert names.attr_topk == raw["OSCAR_DECODE_ATTR_TOPK"]
     assert names.default_max_detections == raw["OSCAR_NMS_DEFAULT_MAX_DETECTIONS"]
     assert names.plugins() == {raw["OSCAR_DECODE_PLUGIN_NAME"]: raw["OSCAR_DECODE_PLUGIN_VERSION"],
-                               raw["OSCAR_NMS_PLUGIN_NAME"]: raw["OSCAR_NMS_PLUGIN_VERSION"]}
+                               raw["OSCAR_NMS_PLUGIN_NAME"]: raw["OSCAR_NMS_PLUGIN_VERSION"],
+                               raw["OSCAR_PEAK_REFINE_PLUGIN_NAME"]:
+                                   raw["OSCAR_PEAK_REFINE_PLUGIN_VERSION"]}
+    assert names.peak_name == raw["OSCAR_PEAK_REFINE_PLUGIN_NAME"]
+    assert names.attr_centroid == raw["OSCAR_PEAK_REFINE_ATTR_CENTROID"]
+    assert names.default_centroid == raw["OSCAR_PEAK_REFINE_DEFAULT_CENTROID"]
 
 
 def test_header_parser_errors(tmp_path):
@@ -129,15 +148,23 @@ def test_header_parser_errors(tmp_path):
 
 
 # ------------------------------------------------------------------ graph structure
-def test_plugin_nodes_wiring_and_attributes_follow_the_header(e2e, names):
+@pytest.mark.parametrize("refine", [True, False], ids=["peak-refine", "no-refine"])
+def test_plugin_nodes_wiring_and_attributes_follow_the_header(e2e, e2e_off, names, refine):
+    e2e = e2e if refine else e2e_off
     decode, nms = pg.plugin_nodes(e2e, names)
+    peak = pg.peak_node(e2e, names)
+    assert (peak is not None) == refine
     assert (decode.op_type, nms.op_type) == (names.decode_name, names.nms_name)
     assert decode.domain == "" and nms.domain == ""  # default domain, as TensorRT's parser wants
-    for node, version, fields in (
-            (decode, names.decode_version, {names.attr_score_threshold: (A.FLOAT, names.default_score_threshold),
-                                            names.attr_topk: (A.INT, names.default_topk)}),
-            (nms, names.nms_version, {names.attr_iou_threshold: (A.FLOAT, names.default_iou_threshold),
-                                      names.attr_max_detections: (A.INT, names.default_max_detections)})):
+    nodes = [
+        (decode, names.decode_version, {names.attr_score_threshold: (A.FLOAT, names.default_score_threshold),
+                                        names.attr_topk: (A.INT, names.default_topk)}),
+        (nms, names.nms_version, {names.attr_iou_threshold: (A.FLOAT, names.default_iou_threshold),
+                                  names.attr_max_detections: (A.INT, names.default_max_detections)})]
+    if refine:
+        assert peak.op_type == names.peak_name and peak.domain == ""
+        nodes.append((peak, names.peak_version, {names.attr_centroid: (A.INT, names.default_centroid)}))
+    for node, version, fields in nodes:
         got = _attrs(node)
         assert set(got) == set(fields) | {"plugin_version", "plugin_namespace"}
         assert got["plugin_version"].type == A.STRING and got["plugin_version"].s.decode() == version
@@ -149,11 +176,23 @@ def test_plugin_nodes_wiring_and_attributes_follow_the_header(e2e, names):
             assert np.float32(value) == np.float32(default), key
     assert list(decode.input) == list(OUTPUT_NAMES)
     assert list(nms.input) == list(decode.output) == list(pg.DECODE_OUTPUTS)
-    assert list(nms.output) == [o.name for o in e2e.graph.output] == list(pg.E2E_OUTPUTS)
-    # graph I/O: input unchanged, outputs typed and shaped as the OscarNMS table says
-    assert [i.name for i in e2e.graph.input] == ["image"]
-    assert e2e.graph.input[0].type.tensor_type.elem_type == T.FLOAT
+    assert [o.name for o in e2e.graph.output] == list(pg.E2E_OUTPUTS)
+    if refine:  # NMS -> (num_detections, nms_boxes, scores); OscarPeakRefine -> boxes
+        assert list(nms.output) == ["num_detections", pg.NMS_BOXES, "scores"]
+        assert list(peak.input) == ["image", pg.NMS_BOXES, "num_detections", pg.LETTERBOX_NAME]
+        assert list(peak.output) == ["boxes"]
+        # the backbone and the refinement read the same network input
+        readers = [n.op_type for n in e2e.graph.node if "image" in n.input]
+        assert names.peak_name in readers and len(readers) >= 2
+    else:
+        assert list(nms.output) == list(pg.E2E_OUTPUTS)
+    # graph I/O: input unchanged (+ letterbox), outputs typed and shaped as the plugin tables say
+    assert [i.name for i in e2e.graph.input] == ["image"] + ([pg.LETTERBOX_NAME] if refine else [])
+    assert all(i.type.tensor_type.elem_type == T.FLOAT for i in e2e.graph.input)
     assert _dims(e2e.graph.input[0])[1] == 3
+    if refine:
+        lb = _dims(e2e.graph.input[1])
+        assert lb[1] == 4 and lb[0] == _dims(e2e.graph.input[0])[0]  # [B, 4], the same batch
     out = {o.name: o for o in e2e.graph.output}
     m = names.default_max_detections
     assert out["num_detections"].type.tensor_type.elem_type == T.INT32
@@ -168,7 +207,10 @@ def test_plugin_nodes_wiring_and_attributes_follow_the_header(e2e, names):
     meta = {p.key: p.value for p in e2e.metadata_props}
     assert meta["preset"] == "oscar-edge" and meta["precision"] == "fp32"
     assert meta["output_names"] == "num_detections,boxes,scores"
-    assert meta["plugins"] == f"{names.decode_name}:{names.decode_version},{names.nms_name}:{names.nms_version}"
+    plugins = f"{names.decode_name}:{names.decode_version},{names.nms_name}:{names.nms_version}"
+    if refine:
+        plugins += f",{names.peak_name}:{names.peak_version}"
+    assert meta["plugins"] == plugins and meta["peak_refine"] == ("on" if refine else "off")
 
 
 def test_onnx_checker_on_the_plugin_graph(e2e, names):
@@ -205,6 +247,7 @@ def _set_attr(node, name, value):
     ("type", lambda d, n: _set_attr(d, "topk", 1000.0), "INT"),
     ("domain", lambda d, n: setattr(d, "domain", "trt"), "domain"),
     ("wiring", lambda d, n: n.input.__setitem__(0, "decode_scores"), "inputs"),
+    ("peak-wiring", lambda d, n: n.output.__setitem__(1, "other_boxes"), "inputs"),
 ])
 def test_check_end_to_end_rejects_broken_graphs(e2e, names, case, fn, message):
     with pytest.raises(UserError, match=message):
@@ -239,10 +282,33 @@ def test_add_plugin_nodes_rejects_other_graphs(e2e, names):
         pg.add_plugin_nodes(onnx.helper.make_model(g), names=names)
 
 
+def test_peak_node_checks(e2e, e2e_off, names):
+    """check_end_to_end on the refinement: its attribute, its inputs, and attrs.peak_refine."""
+    model = copy.deepcopy(e2e)
+    peak = pg.peak_node(model, names)
+    _set_attr(peak, names.attr_centroid, 1.0)
+    with pytest.raises(UserError, match="INT"):
+        pg.check_end_to_end(model, names)
+    model = copy.deepcopy(e2e)
+    pg.peak_node(model, names).input[0] = pg.NMS_BOXES
+    with pytest.raises(UserError, match="inputs"):
+        pg.check_end_to_end(model, names)
+    on = pg.PostprocessAttrs.defaults(names)
+    off = dataclasses.replace(on, peak_refine=False)
+    pg.check_end_to_end(e2e, names, on)
+    pg.check_end_to_end(e2e_off, names, off)
+    with pytest.raises(UserError, match="peak refinement off"):
+        pg.check_end_to_end(e2e, names, off)
+    with pytest.raises(UserError, match="peak refinement on"):
+        pg.check_end_to_end(e2e_off, names, on)
+    with pytest.raises(UserError, match=names.attr_centroid):
+        pg.check_end_to_end(e2e, names, dataclasses.replace(on, centroid=not on.centroid))
+
+
 def test_ort_copy_moves_only_the_plugin_nodes(e2e, names):
     ort_copy = pg.with_plugin_domain(e2e, pg.ORT_CONTRIB_DOMAIN, names)
     moved = [n.op_type for n in ort_copy.graph.node if n.domain == pg.ORT_CONTRIB_DOMAIN]
-    assert sorted(moved) == sorted([names.decode_name, names.nms_name])
+    assert sorted(moved) == sorted([names.decode_name, names.nms_name, names.peak_name])
     assert (pg.ORT_CONTRIB_DOMAIN, 1) in [(o.domain, o.version) for o in ort_copy.opset_import]
     assert len(ort_copy.graph.node) == len(e2e.graph.node)
 
@@ -262,9 +328,9 @@ def _assert_same(got, want, label):
         assert np.abs(gs - ws).max() <= 1e-5, (label, float(np.abs(gs - ws).max()))
 
 
-def test_end_to_end_graph_on_cpu_matches_pytorch_pipeline(e2e, names, torch_model, val_greys):
+def test_end_to_end_graph_on_cpu_matches_pytorch_pipeline(e2e_off, names, torch_model, val_greys):
     needs_ort_extensions()
-    session = pg.cpu_session(e2e, names=names)
+    session = pg.cpu_session(e2e_off, names=names)
     total = 0
     for i, grey in enumerate(val_greys):
         x, box = prepare(grey)  # fit size, padded to multiples of 32: shapes differ per image
@@ -276,9 +342,9 @@ def test_end_to_end_graph_on_cpu_matches_pytorch_pipeline(e2e, names, torch_mode
     assert total > 0  # the comparison saw detections
 
 
-def test_end_to_end_graph_on_cpu_batch_of_two(e2e, names, torch_model, val_greys):
+def test_end_to_end_graph_on_cpu_batch_of_two(e2e_off, names, torch_model, val_greys):
     needs_ort_extensions()
-    session = pg.cpu_session(e2e, names=names)
+    session = pg.cpu_session(e2e_off, names=names)
     x = np.stack([prepare(g, input_size=(512, 640))[0] for g in val_greys])
     num, boxes, scores = pg.run_cpu(session, x)
     assert num.shape == (2,) and num.dtype == np.int32
@@ -290,3 +356,46 @@ def test_end_to_end_graph_on_cpu_batch_of_two(e2e, names, torch_model, val_greys
     want = _torch_detections(torch_model, x, (512, 640))
     for b in range(2):
         _assert_same(got[b], want[b], f"batch item {b}")
+
+
+def test_refine_node_on_cpu_matches_numpy_reference(e2e, e2e_off, names, val_greys):
+    """OscarPeakRefine in the graph (run by the native CPU library through
+    onnxruntime-extensions) == postprocess.peak_refine of the same graph's NMS boxes, with
+    each image's letterbox (fit-size inputs: content = the resized image, scale = its own)."""
+    from oscar_edge.postprocess import peak_refine
+
+    needs_ort_extensions()
+    on, off = pg.cpu_session(e2e, names=names), pg.cpu_session(e2e_off, names=names)
+    moved = 0
+    for i, grey in enumerate(val_greys):
+        x, box = prepare(grey)
+        num, boxes, scores = pg.run_cpu(on, x[None], box.tensor()[None])
+        num0, boxes0, scores0 = pg.run_cpu(off, x[None])
+        assert num.tolist() == num0.tolist() and np.array_equal(scores, scores0)
+        n = int(num[0])
+        want = peak_refine(boxes0[0, :n], x, box.resized, (box.scale_y, box.scale_x))
+        np.testing.assert_array_equal(boxes[0, :n], want, err_msg=f"image {i}")
+        assert not boxes[0, n:].any()
+        assert (boxes[0, :n, 0::2] <= box.resized[1]).all()
+        assert (boxes[0, :n, 1::2] <= box.resized[0]).all()
+        moved += int((boxes[0, :n] != boxes0[0, :n]).any(axis=1).sum())
+    assert moved > 0  # the refinement did move boxes
+
+
+def test_refine_node_on_cpu_batch_of_two(e2e, e2e_off, names, val_greys):
+    """A batch of two letterboxed frames with different letterbox rows."""
+    from oscar_edge.postprocess import peak_refine
+
+    needs_ort_extensions()
+    prepared = [prepare(g, input_size=(512, 640)) for g in val_greys]
+    x = np.stack([p[0] for p in prepared])
+    letterbox = np.stack([p[1].tensor() for p in prepared])
+    assert not np.array_equal(letterbox[0], letterbox[1])
+    num, boxes, scores = pg.run_cpu(pg.cpu_session(e2e, names=names), x, letterbox)
+    num0, boxes0, _ = pg.run_cpu(pg.cpu_session(e2e_off, names=names), x)
+    assert num.tolist() == num0.tolist()
+    for b, (_, box) in enumerate(prepared):
+        n = int(num[b])
+        want = peak_refine(boxes0[b, :n], x[b], box.resized, (box.scale_y, box.scale_x))
+        np.testing.assert_array_equal(boxes[b, :n], want)
+        assert not boxes[b, n:].any() and not scores[b, n:].any()

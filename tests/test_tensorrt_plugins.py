@@ -1,9 +1,11 @@
-"""TensorRT plugins OscarDecode / OscarNMS against the CPU twin and the golden vectors.
+"""TensorRT plugins OscarDecode / OscarNMS / OscarPeakRefine against the CPU twin and the golden
+vectors.
 
-The tests marked ``tensorrt`` build a tiny engine holding only the two plugins (network inputs
-= the five raw head tensors, dynamic batch and spatial size), run it with cuda-python and
-compare with the CPU library; they skip, saying why, without TensorRT, cuda-python, a GPU or
-the built plugin library. On a Jetson (see cpp_plugins/README.md):
+The tests marked ``tensorrt`` build a tiny engine holding only the plugins (network inputs = the
+five raw head tensors, and for OscarPeakRefine the image and the letterbox; dynamic batch and
+spatial size), run it with cuda-python and compare with the CPU library; they skip, saying why,
+without TensorRT, cuda-python, a GPU or the built plugin library. On a Jetson (see
+cpp_plugins/README.md):
 
     PATH=/usr/local/cuda/bin:$PATH && pip install -e '.[test]' && \\
         cmake -S cpp_plugins -B build/plugins && cmake --build build/plugins -j4 && \\
@@ -37,6 +39,8 @@ PLUGIN_LIB = Path(os.environ.get("OSCAR_EDGE_TRT_PLUGINS",
 INPUTS = pp.OUTPUT_NAMES
 DECODE_OUT = ("decode_boxes", "decode_scores", "decode_count")
 NMS_OUT = ("nms_num", "nms_boxes", "nms_scores")
+REFINE_IN = ("image", "letterbox")
+REFINE_OUT = ("refine_boxes",)
 
 
 def plugin_names() -> dict:
@@ -71,6 +75,9 @@ def test_golden_vectors_replay_on_cpu_library(path):
     np.testing.assert_array_equal(num, g["nms_num"])
     np.testing.assert_array_equal(nb, g["nms_boxes"])
     np.testing.assert_array_equal(ns, g["nms_scores"])
+    refined = native.peak_refine_batch(g["image"].astype(np.float32), nb, num, g["letterbox"],
+                                       bool(g["centroid"]))
+    np.testing.assert_array_equal(refined, g["refine_boxes"])
 
 
 def test_golden_files_are_up_to_date():
@@ -107,6 +114,7 @@ class EmulatedKernels:
         f = ctypes.c_float
         self.lib.oscar_emu_decode.argtypes = [i] + [p] * 5 + [i] * 5 + [p, f, i, p, p, p]
         self.lib.oscar_emu_nms.argtypes = [i, p, p, p, i, i, f, i, p, p, p]
+        self.lib.oscar_emu_peak_refine.argtypes = [i, p, i, i, i, i, p, p, i, p, i, p]
 
     def decode(self, inputs, score_threshold, topk):
         ins = [np.ascontiguousarray(a) for a in inputs]
@@ -135,6 +143,20 @@ class EmulatedKernels:
         assert rc == 0
         return num, out_boxes, out_scores
 
+    def peak_refine(self, image, boxes, num, letterbox, centroid):
+        image = np.ascontiguousarray(image)
+        boxes = np.ascontiguousarray(boxes, dtype=np.float32)
+        num = np.ascontiguousarray(num, dtype=np.int32)
+        lb = None if letterbox is None else np.ascontiguousarray(letterbox, dtype=np.float32)
+        b, c, h, w = image.shape
+        out = np.full(boxes.shape, 7.0, np.float32)  # garbage that must be overwritten
+        rc = self.lib.oscar_emu_peak_refine(
+            int(image.dtype == np.float16), image.ctypes.data, b, c, h, w, boxes.ctypes.data,
+            num.ctypes.data, boxes.shape[1], None if lb is None else lb.ctypes.data,
+            int(centroid), out.ctypes.data)
+        assert rc == 0
+        return out
+
 
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory) -> EmulatedKernels:
@@ -152,35 +174,82 @@ def emulated(tmp_path_factory) -> EmulatedKernels:
     return EmulatedKernels(out)
 
 
-def as_outputs(decoded, nms) -> dict:
-    return dict(zip(DECODE_OUT + NMS_OUT, tuple(decoded) + tuple(nms)[:3]))
+def as_outputs(decoded, nms, refined=None) -> dict:
+    out = dict(zip(DECODE_OUT + NMS_OUT, tuple(decoded) + tuple(nms)[:3]))
+    if refined is not None:
+        out["refine_boxes"] = refined
+    return out
 
 
 def reference_outputs(inputs, attrs) -> dict:
-    """The plugins' expected outputs, from the CPU library (inputs cast to float32)."""
+    """The plugins' expected outputs, from the CPU library (inputs cast to float32). With seven
+    inputs (the five raw tensors, image, letterbox) and a ``centroid`` attribute, also
+    OscarPeakRefine's."""
     native = NativePostprocessor()
     f32 = tuple(np.asarray(a, np.float32) for a in inputs)
-    decoded = native.decode_batch(f32, None, attrs["score_threshold"], int(attrs["topk"]))
+    decoded = native.decode_batch(f32[:5], None, attrs["score_threshold"], int(attrs["topk"]))
     nms = native.nms_batch(*decoded, attrs["iou_threshold"], int(attrs["max_detections"]))
-    return as_outputs(decoded, nms)
+    refined = None
+    if len(inputs) == 7 and "centroid" in attrs:
+        refined = native.peak_refine_batch(f32[5], nms[1], nms[0], f32[6], bool(attrs["centroid"]))
+    return as_outputs(decoded, nms, refined)
 
 
 def run_emulated(emulated: EmulatedKernels, inputs, attrs) -> dict:
-    decoded = emulated.decode(inputs, attrs["score_threshold"], int(attrs["topk"]))
+    decoded = emulated.decode(inputs[:5], attrs["score_threshold"], int(attrs["topk"]))
     nms = emulated.nms(*decoded, attrs["iou_threshold"], int(attrs["max_detections"]))
-    return as_outputs(decoded, nms)
+    refined = None
+    if len(inputs) == 7 and "centroid" in attrs:
+        refined = emulated.peak_refine(inputs[5], nms[1], nms[0], inputs[6], attrs["centroid"])
+    return as_outputs(decoded, nms, refined)
 
 
 def assert_bit_equal(got: dict, want: dict) -> None:
-    for name in DECODE_OUT + NMS_OUT:
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    for name in DECODE_OUT + NMS_OUT + REFINE_OUT:
+        if name in want or name in got:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+ATTRS = ("score_threshold", "topk", "iou_threshold", "max_detections", "centroid")
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
 def test_emulated_kernels_replay_golden_vectors(emulated, path):
     g = load_golden(path)
-    attrs = {k: g[k].item() for k in ("score_threshold", "topk", "iou_threshold", "max_detections")}
-    assert_bit_equal(run_emulated(emulated, tuple(g[name] for name in INPUTS), attrs), g)
+    attrs = {k: g[k].item() for k in ATTRS}
+    got = run_emulated(emulated, tuple(g[name] for name in INPUTS + REFINE_IN), attrs)
+    assert "refine_boxes" in got
+    assert_bit_equal(got, {k: g[k] for k in DECODE_OUT + NMS_OUT + REFINE_OUT})
+
+
+@pytest.mark.parametrize("seed, batch, channels, hw, m, centroid, dtype", [
+    (0, 1, 3, (64, 96), 100, 1, np.float32),     # channel 0 of a 3-channel input
+    (1, 3, 1, (96, 160), 37, 0, np.float32),     # midpoint of the tied maxima, batch 3
+    (2, 2, 3, (128, 128), 100, 1, np.float16),   # FP16 image
+    (3, 1, 3, (512, 640), 100, 1, np.float32),   # a 640x512 frame, large boxes too
+])
+def test_emulated_peak_refine_matches_cpu_library(emulated, seed, batch, channels, hw, m,
+                                                  centroid, dtype):
+    """The OscarPeakRefine kernel (g++-compiled, emulated) against the CPU twin, bit for bit:
+    random boxes (inside, across the border, inverted, sub-pixel, whole image), quantised
+    images (ties), contents smaller than the input, scales 0.5..4, counts below M."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    image = (np.round(rng.normal(0, 1, (batch, channels, h, w)) * 2) / 2).astype(dtype)
+    image[:, 0, : h // 3] = np.asarray(2.5, dtype)  # a plateau of tied maxima
+    boxes = rng.uniform(-20, max(h, w) + 20, (batch, m, 4)).astype(np.float32)
+    boxes[..., 2:] = boxes[..., :2] + rng.uniform(-3, 40, (batch, m, 2)).astype(np.float32)
+    boxes[:, :3] = np.float32([[-5, -5, w + 5, h + 5], [3.2, 4.1, 3.3, 4.15], [10, 10, 2, 3]])
+    num = rng.integers(0, m + 1, batch).astype(np.int32)
+    num[0] = m
+    letterbox = np.stack([rng.integers(h // 2, h + 1, batch), rng.integers(w // 2, w + 1, batch),
+                          rng.uniform(0.5, 4.0, batch), rng.uniform(0.5, 4.0, batch)],
+                         axis=1).astype(np.float32)
+    native = NativePostprocessor()
+    for lb in (letterbox, None):
+        want = native.peak_refine_batch(image.astype(np.float32), boxes, num, lb, bool(centroid))
+        got = emulated.peak_refine(image, boxes, num, lb, centroid)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_emulated_nms_with_fp16_candidates(emulated):
@@ -258,7 +327,9 @@ class Gpu:
                                                    names["OSCAR_DECODE_PLUGIN_VERSION"], self.ns)
         self.nms_creator = registry.get_creator(names["OSCAR_NMS_PLUGIN_NAME"],
                                                 names["OSCAR_NMS_PLUGIN_VERSION"], self.ns)
-        if self.decode_creator is None or self.nms_creator is None:
+        self.peak_creator = registry.get_creator(names["OSCAR_PEAK_REFINE_PLUGIN_NAME"],
+                                                 names["OSCAR_PEAK_REFINE_PLUGIN_VERSION"], self.ns)
+        if self.decode_creator is None or self.nms_creator is None or self.peak_creator is None:
             keys = ("name", "plugin_version", "plugin_namespace")
             listed = [tuple(getattr(c, k, "?") for k in keys)
                       for c in getattr(registry, "all_creators", [])]
@@ -272,7 +343,10 @@ class Gpu:
             raise RuntimeError(f"CUDA error {err}")
         return result[1] if isinstance(result, tuple) and len(result) == 2 else result
 
-    def build(self, dtype, max_batch, max_hw, attrs) -> bytes:
+    def build(self, dtype, max_batch, max_hw, attrs, image=None) -> bytes:
+        """Decode + NMS on the five raw inputs; with ``image`` (an example [B, C, H, W] array:
+        its dtype and channels) and ``attrs["centroid"]`` also OscarPeakRefine on the inputs
+        ``image`` and ``letterbox``."""
         trt = self.trt
         flags = 0
         if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
@@ -301,7 +375,22 @@ class Gpu:
         assert decode is not None and nms is not None
         dl = network.add_plugin_v3(tensors, [], decode)
         nl = network.add_plugin_v3([dl.get_output(0), dl.get_output(1), dl.get_output(2)], [], nms)
-        for layer, names in ((dl, DECODE_OUT), (nl, NMS_OUT)):
+        layers = [(dl, DECODE_OUT), (nl, NMS_OUT)]
+        if image is not None:
+            itype = trt.float16 if image.dtype == np.float16 else trt.float32
+            c = image.shape[1]
+            img = network.add_input("image", itype, (-1, c, -1, -1))
+            lbt = network.add_input("letterbox", trt.float32, (-1, 4))
+            mx = (max_batch, c, max_hw[0], max_hw[1])
+            profile.set_shape("image", (1, c, 32, 32), mx, mx)
+            profile.set_shape("letterbox", (1, 4), (max_batch, 4), (max_batch, 4))
+            peak = self.peak_creator.create_plugin("oscar_peak_refine", trt.PluginFieldCollection([
+                f(n["OSCAR_PEAK_REFINE_ATTR_CENTROID"], attrs["centroid"], np.int32)]),
+                trt.TensorRTPhase.BUILD)
+            assert peak is not None
+            pl = network.add_plugin_v3([img, nl.get_output(1), nl.get_output(0), lbt], [], peak)
+            layers.append((pl, REFINE_OUT))
+        for layer, names in layers:
             for i, name in enumerate(names):
                 out = layer.get_output(i)
                 out.name = name
@@ -313,6 +402,7 @@ class Gpu:
         return bytes(plan)
 
     def run(self, plan: bytes, inputs) -> dict:
+        """inputs: the five raw tensors (+ image, letterbox for an engine with the refinement)."""
         trt, cudart = self.trt, self.cudart
         # Deserializing calls createPlugin(kRUNTIME) with the getFieldsToSerialize fields.
         runtime = trt.Runtime(self.logger)  # kept alive while the engine is used
@@ -322,7 +412,9 @@ class Gpu:
         stream = self.check(cudart.cudaStreamCreate())
         buffers, host_out = [], {}
         try:
-            for name, arr in zip(INPUTS, inputs):
+            in_names = INPUTS + (REFINE_IN if len(inputs) == 7 else ())
+            out_names = DECODE_OUT + NMS_OUT + (REFINE_OUT if len(inputs) == 7 else ())
+            for name, arr in zip(in_names, inputs):
                 arr = np.ascontiguousarray(arr)
                 ctx.set_input_shape(name, arr.shape)
                 ptr = self.check(cudart.cudaMalloc(max(arr.nbytes, 1)))
@@ -330,7 +422,7 @@ class Gpu:
                 self.check(cudart.cudaMemcpy(ptr, arr.ctypes.data, arr.nbytes,
                                              cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
                 ctx.set_tensor_address(name, ptr)
-            for name in DECODE_OUT + NMS_OUT:
+            for name in out_names:
                 shape = tuple(ctx.get_tensor_shape(name))
                 dtype = np.int32 if name in ("decode_count", "nms_num") else np.float32
                 host_out[name] = np.zeros(shape, dtype)
@@ -339,7 +431,7 @@ class Gpu:
                 ctx.set_tensor_address(name, ptr)
             assert ctx.execute_async_v3(int(stream))
             self.check(cudart.cudaStreamSynchronize(stream))
-            for name in DECODE_OUT + NMS_OUT:
+            for name in out_names:
                 arr = host_out[name]
                 d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
                 self.check(cudart.cudaMemcpy(arr.ctypes.data, ctx.get_tensor_address(name),
@@ -359,10 +451,12 @@ def gpu() -> Gpu:
 def assert_outputs_equal(got: dict, want: dict) -> None:
     for name in ("decode_count", "nms_num"):
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-    for name in ("decode_boxes", "decode_scores", "nms_boxes", "nms_scores"):
+    floats = ("decode_boxes", "decode_scores", "nms_boxes", "nms_scores") + \
+        (REFINE_OUT if "refine_boxes" in want else ())
+    for name in floats:
         np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5, err_msg=name)
     # Same arithmetic by construction (oscar_math.h): expect bit equality, report it if not.
-    for name in ("decode_scores", "nms_scores"):
+    for name in ("decode_scores", "nms_scores") + (REFINE_OUT if "refine_boxes" in want else ()):
         assert np.array_equal(got[name], want[name]), f"{name} equal to 1e-5 but not bit-identical"
 
 
@@ -370,10 +464,11 @@ def assert_outputs_equal(got: dict, want: dict) -> None:
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
 def test_plugins_replay_golden_vectors(gpu, path):
     g = load_golden(path)
-    inputs = tuple(g[name] for name in INPUTS)
-    attrs = {k: g[k].item() for k in ("score_threshold", "topk", "iou_threshold", "max_detections")}
+    inputs = tuple(g[name] for name in INPUTS + REFINE_IN)
+    attrs = {k: g[k].item() for k in ATTRS}
     b, _, h4, w4 = inputs[0].shape
-    plan = gpu.build(inputs[0].dtype.type, max(b, 4), (4 * h4 + 64, 4 * w4 + 64), attrs)
+    plan = gpu.build(inputs[0].dtype.type, max(b, 4), (4 * h4 + 64, 4 * w4 + 64), attrs,
+                     image=g["image"])
     assert_outputs_equal(gpu.run(plan, inputs), g)
 
 
@@ -402,9 +497,11 @@ def test_plugins_match_cpu_library_on_a_320x256_grid(gpu, dtype):
 def test_plugin_fields_round_trip(gpu):
     """getFieldsToSerialize -> createPlugin(kRUNTIME) keeps the attributes (through run())."""
     g = load_golden(GOLDEN[0])
-    attrs = dict(score_threshold=0.3, topk=17, iou_threshold=0.2, max_detections=7)
-    inputs = tuple(g[name].astype(np.float32) for name in INPUTS)
+    attrs = dict(score_threshold=0.3, topk=17, iou_threshold=0.2, max_detections=7,
+                 centroid=1 - int(g["centroid"]))
+    inputs = tuple(g[name].astype(np.float32) for name in INPUTS + REFINE_IN)
     b, _, h4, w4 = inputs[0].shape
-    got = gpu.run(gpu.build(np.float32, b, (4 * h4, 4 * w4), attrs), inputs)
+    got = gpu.run(gpu.build(np.float32, b, (4 * h4, 4 * w4), attrs, image=inputs[5]), inputs)
     assert got["decode_boxes"].shape == (b, 17, 4) and got["nms_boxes"].shape == (b, 7, 4)
+    assert got["refine_boxes"].shape == (b, 7, 4)
     assert_outputs_equal(got, reference_outputs(inputs, attrs))

@@ -16,6 +16,10 @@
  *    +, -, * and exact power-of-two scaling, and postprocess.py implements the very same
  *    sequence in numpy.
  *
+ * Also the arithmetic of the peak refinement (rule 6, issue 7: OscarPeakRefine, the
+ * postprocess.peak_refine of the reference), whose only float operations are +, -, *, / and an
+ * exact floor/ceil.
+ *
  * Compiles as C99, C++ (g++/clang++) and CUDA (nvcc). No allocation, no libm calls.
  */
 #ifndef OSCAR_MATH_H
@@ -268,6 +272,358 @@ OSCAR_HD float oscar_iou(float const a[4], float const b[4])
 OSCAR_HD int oscar_suppresses(float const a[4], float const b[4], float iou_threshold)
 {
     return oscar_iou(a, b) > iou_threshold;
+}
+
+/* ---- peak refinement (rule 6, issue 7) ----------------------------------------------------
+ * Each kept box is moved so that its centre sits on the brightest pixel of channel 0 of the
+ * network input inside it (postprocess.peak_refine, cpp_plugins/README.md "OscarPeakRefine").
+ * The pieces below are shared by the CPU twin (oscar_peak_refine_box, sequential) and the CUDA
+ * kernel (parallel search, then the same centroid and placement). The search only compares
+ * values (exact); the arithmetic is the float32 sequence of the reference. */
+
+/* floor / ceil of a float32, exact, without libm (|x| >= 2^23, inf and NaN are returned as
+ * they are; the sign of a zero result may differ from floorf, which no caller sees). */
+OSCAR_HD float oscar_floorf(float x)
+{
+    if (!(x > -8388608.0f && x < 8388608.0f))
+    {
+        return x;
+    }
+    float const t = (float)(int32_t)x; /* truncation toward zero, exact here */
+    return t > x ? oscar_fsub(t, 1.0f) : t;
+}
+
+OSCAR_HD float oscar_ceilf(float x)
+{
+    if (!(x > -8388608.0f && x < 8388608.0f))
+    {
+        return x;
+    }
+    float const t = (float)(int32_t)x;
+    return t < x ? oscar_fadd(t, 1.0f) : t;
+}
+
+/* -inf from its bit pattern (no INFINITY macro: plain C99 without math.h). */
+OSCAR_HD float oscar_neg_inf(void)
+{
+    return oscar_bits_to_float(0xFF800000u);
+}
+
+/* The value a pixel has in the peak search: a NaN counts as -inf (it never wins). */
+OSCAR_HD float oscar_peak_value(float v)
+{
+    return v == v ? v : oscar_neg_inf();
+}
+
+/* Pixel-index offset of box coordinates for letterbox scale s: o = (s - 1) * 0.5 (box
+ * coordinate v is network pixel-index coordinate v + o). */
+OSCAR_HD float oscar_peak_offset(float scale)
+{
+    return oscar_fmul(oscar_fsub(scale, 1.0f), 0.5f);
+}
+
+/* Content pixels along one axis: min(floor(clamp), size), at least 1 (NaN clamp -> 1). */
+OSCAR_HD int32_t oscar_peak_pixel_count(float clamp, int32_t size)
+{
+    float const f = oscar_floorf(clamp);
+    if (f >= (float)size)
+    {
+        return size;
+    }
+    return f >= 1.0f ? (int32_t)f : 1;
+}
+
+/* Clamp a float pixel index to [0, n - 1] (NaN -> 0) and convert it. */
+OSCAR_HD int32_t oscar_peak_index(float v, int32_t n)
+{
+    float const top = (float)(n - 1);
+    v = v >= 0.0f ? v : 0.0f;
+    v = v > top ? top : v;
+    return (int32_t)v;
+}
+
+/*
+ * Search window along one axis for box coordinates v1 <= v2 and offset o: the pixels whose
+ * centre lies in [v1 + o, v2 + o], lo = ceil(v1 + o), hi = floor(v2 + o); when there is none,
+ * the pixel nearest to the box centre, floor(((v1 + o) + (v2 + o)) * 0.5 + 0.5). Clamped to
+ * [0, n - 1], hi >= lo: at least one pixel, never outside the content.
+ */
+OSCAR_HD void oscar_peak_window(float v1, float v2, float o, int32_t n, int32_t* lo, int32_t* hi)
+{
+    float const p1 = oscar_fadd(v1, o);
+    float const p2 = oscar_fadd(v2, o);
+    float a = oscar_ceilf(p1);
+    float b = oscar_floorf(p2);
+    if (a > b)
+    {
+        a = oscar_floorf(oscar_fadd(oscar_fmul(oscar_fadd(p1, p2), 0.5f), 0.5f));
+        b = a;
+    }
+    *lo = oscar_peak_index(a, n);
+    *hi = oscar_peak_index(b, n);
+    if (*hi < *lo)
+    {
+        *hi = *lo;
+    }
+}
+
+/*
+ * Running state of the peak search: the maximum so far and the bounding rows / columns of the
+ * pixels equal to it (the tied maxima). Start from oscar_peak_init; pixels may be added and
+ * states merged in any order (the result is order-independent).
+ */
+typedef struct OscarPeakState
+{
+    float best;
+    int32_t r0, r1, c0, c1;
+} OscarPeakState;
+
+OSCAR_HD void oscar_peak_init(OscarPeakState* s)
+{
+    s->best = oscar_neg_inf();
+    s->r0 = 0x7FFFFFFF;
+    s->r1 = -1;
+    s->c0 = 0x7FFFFFFF;
+    s->c1 = -1;
+}
+
+OSCAR_HD void oscar_peak_add(OscarPeakState* s, float value, int32_t r, int32_t c)
+{
+    float const v = oscar_peak_value(value);
+    if (v > s->best)
+    {
+        s->best = v;
+        s->r0 = r;
+        s->r1 = r;
+        s->c0 = c;
+        s->c1 = c;
+    }
+    else if (v == s->best)
+    {
+        s->r0 = r < s->r0 ? r : s->r0;
+        s->r1 = r > s->r1 ? r : s->r1;
+        s->c0 = c < s->c0 ? c : s->c0;
+        s->c1 = c > s->c1 ? c : s->c1;
+    }
+}
+
+OSCAR_HD void oscar_peak_merge(OscarPeakState* s, OscarPeakState const* o)
+{
+    if (o->best > s->best)
+    {
+        *s = *o;
+    }
+    else if (o->best == s->best)
+    {
+        s->r0 = o->r0 < s->r0 ? o->r0 : s->r0;
+        s->r1 = o->r1 > s->r1 ? o->r1 : s->r1;
+        s->c0 = o->c0 < s->c0 ? o->c0 : s->c0;
+        s->c1 = o->c1 > s->c1 ? o->c1 : s->c1;
+    }
+}
+
+/*
+ * 3x3 intensity-weighted centroid around the peak pixel. nb[(dy + 1) * 3 + (dx + 1)] is the value
+ * at offset (dy, dx) from the peak pixel; only the offsets dy0 <= dy <= dy1, dx0 <= dx <= dx1
+ * (the neighbourhood clipped to the content) are read. With all of them finite: mn = their
+ * minimum, w = v - mn, summed in row-major order sw += w, sx += w * dx, sy += w * dy; the offsets
+ * are (sy / sw, sx / sw) when sw > 0, else (0, 0) (also when a value is not finite). Fixed trip
+ * counts, so nvcc keeps nb in registers.
+ */
+OSCAR_HD void oscar_peak_centroid(float const nb[9], int32_t dy0, int32_t dy1, int32_t dx0, int32_t dx1,
+    float* off_y, float* off_x)
+{
+    float mn = oscar_bits_to_float(0x7F800000u); /* +inf */
+    float sw = 0.0f;
+    float sx = 0.0f;
+    float sy = 0.0f;
+    int32_t finite = 1;
+    int32_t i;
+    *off_y = 0.0f;
+    *off_x = 0.0f;
+    for (i = 0; i < 9; ++i)
+    {
+        int32_t const dy = i / 3 - 1;
+        int32_t const dx = i % 3 - 1;
+        if (dy >= dy0 && dy <= dy1 && dx >= dx0 && dx <= dx1)
+        {
+            float const v = nb[i];
+            finite = oscar_fsub(v, v) == 0.0f ? finite : 0; /* inf - inf, NaN - NaN: NaN */
+            mn = v < mn ? v : mn;
+        }
+    }
+    if (!finite)
+    {
+        return;
+    }
+    for (i = 0; i < 9; ++i)
+    {
+        int32_t const dy = i / 3 - 1;
+        int32_t const dx = i % 3 - 1;
+        if (dy >= dy0 && dy <= dy1 && dx >= dx0 && dx <= dx1)
+        {
+            float const w = oscar_fsub(nb[i], mn);
+            sw = oscar_fadd(sw, w);
+            sx = oscar_fadd(sx, oscar_fmul(w, (float)dx));
+            sy = oscar_fadd(sy, oscar_fmul(w, (float)dy));
+        }
+    }
+    if (sw > 0.0f)
+    {
+        *off_y = oscar_fdiv(sy, sw);
+        *off_x = oscar_fdiv(sx, sw);
+    }
+}
+
+/*
+ * New extent along one axis: centre c = clamp(peak - o, 0, clamp); half = min((v2 - v1) * 0.5,
+ * c, clamp - c), then max(half, 0); (c - half, c + half). The size is kept unless the box would
+ * cross the content border, where it shrinks symmetrically around the peak.
+ */
+OSCAR_HD void oscar_peak_place(float v1, float v2, float peak, float o, float clamp, float* n1, float* n2)
+{
+    float const c = oscar_clampf(oscar_fsub(peak, o), clamp);
+    float half = oscar_fmul(oscar_fsub(v2, v1), 0.5f);
+    half = oscar_minf(half, c);
+    half = oscar_minf(half, oscar_fsub(clamp, c));
+    half = oscar_maxf(half, 0.0f);
+    *n1 = oscar_fsub(c, half);
+    *n2 = oscar_fadd(c, half);
+}
+
+/* Rows (or columns) lo..hi of the 3x3 neighbourhood of pixel p, clipped to [0, n - 1]. */
+OSCAR_HD void oscar_peak_bounds(int32_t p, int32_t n, int32_t* lo, int32_t* hi)
+{
+    *lo = p > 0 ? p - 1 : 0;
+    *hi = p + 1 < n ? p + 1 : n - 1;
+}
+
+/*
+ * The peak point of a finished search (float32 plane): without `centroid`, the midpoint of
+ * the tied maxima ((r0 + r1) * 0.5, (c0 + c1) * 0.5); with it, the peak pixel
+ * (py, px) = ((r0 + r1) >> 1, (c0 + c1) >> 1) plus the oscar_peak_centroid offsets of its 3x3
+ * neighbourhood clipped to the content (ny x nx pixels of `plane`, row stride `width`).
+ */
+OSCAR_HD void oscar_peak_point_f32(float const* plane, int32_t width, int32_t ny, int32_t nx,
+    OscarPeakState const* st, int32_t centroid, float* peak_y, float* peak_x)
+{
+    if (centroid)
+    {
+        int32_t const py = (st->r0 + st->r1) >> 1;
+        int32_t const px = (st->c0 + st->c1) >> 1;
+        int32_t ra, rb, ca, cb, i;
+        float nb[9];
+        float off_y, off_x;
+        oscar_peak_bounds(py, ny, &ra, &rb);
+        oscar_peak_bounds(px, nx, &ca, &cb);
+        for (i = 0; i < 9; ++i)
+        {
+            int32_t const r = py + i / 3 - 1;
+            int32_t const c = px + i % 3 - 1;
+            nb[i] = (r >= ra && r <= rb && c >= ca && c <= cb) ? plane[(int64_t)r * width + c] : 0.0f;
+        }
+        oscar_peak_centroid(nb, ra - py, rb - py, ca - px, cb - px, &off_y, &off_x);
+        *peak_y = oscar_fadd((float)py, off_y);
+        *peak_x = oscar_fadd((float)px, off_x);
+    }
+    else
+    {
+        *peak_y = oscar_fmul((float)(st->r0 + st->r1), 0.5f);
+        *peak_x = oscar_fmul((float)(st->c0 + st->c1), 0.5f);
+    }
+}
+
+/*
+ * The search of a window rows wy0..wy1, columns wx0..wx1 of a float32 plane (row stride `width`)
+ * for the CPU: the same result as oscar_peak_add over every pixel (the maximum, NaN as -inf, and
+ * the bounds of the pixels equal to it), computed as row maxima (four independent accumulators;
+ * `v > m ? v : m` never takes a NaN) and then a scan of the rows between the first and the last
+ * row holding the maximum for its first and last column: about one read per pixel.
+ */
+OSCAR_HD void oscar_peak_scan_f32(float const* plane, int32_t width, int32_t wy0, int32_t wy1, int32_t wx0,
+    int32_t wx1, OscarPeakState* st)
+{
+    float const ninf = oscar_neg_inf();
+    float best;
+    int32_t r, c, d;
+    oscar_peak_init(st);
+    for (r = wy0; r <= wy1; ++r)
+    {
+        float const* row = plane + (int64_t)r * width;
+        float m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+        for (c = wx0; c + 3 <= wx1; c += 4)
+        {
+            float const v0 = row[c], v1 = row[c + 1], v2 = row[c + 2], v3 = row[c + 3];
+            m0 = v0 > m0 ? v0 : m0;
+            m1 = v1 > m1 ? v1 : m1;
+            m2 = v2 > m2 ? v2 : m2;
+            m3 = v3 > m3 ? v3 : m3;
+        }
+        for (; c <= wx1; ++c)
+        {
+            float const v = row[c];
+            m0 = v > m0 ? v : m0;
+        }
+        m0 = m1 > m0 ? m1 : m0;
+        m2 = m3 > m2 ? m3 : m2;
+        m0 = m2 > m0 ? m2 : m0;
+        if (m0 > st->best)
+        {
+            st->best = m0;
+            st->r0 = r;
+            st->r1 = r;
+        }
+        else if (m0 == st->best)
+        {
+            st->r0 = r < st->r0 ? r : st->r0;
+            st->r1 = r;
+        }
+    }
+    best = st->best;
+    for (r = st->r0; r <= st->r1; ++r)
+    {
+        float const* row = plane + (int64_t)r * width;
+        c = wx0;
+        while (c <= wx1 && oscar_peak_value(row[c]) != best)
+        {
+            ++c;
+        }
+        if (c > wx1)
+        {
+            continue; /* a row between the first and the last without the maximum */
+        }
+        d = wx1;
+        while (oscar_peak_value(row[d]) != best)
+        {
+            --d;
+        }
+        st->c0 = c < st->c0 ? c : st->c0;
+        st->c1 = d > st->c1 ? d : st->c1;
+    }
+}
+
+/*
+ * The whole refinement of one box on a float32 plane [height, width] (row-major, channel 0 of
+ * the network input), sequentially (the CPU twin; the CUDA kernel runs the same steps with a
+ * parallel search). box / out are xyxy; out may alias box.
+ */
+OSCAR_HD void oscar_peak_refine_box(float const* plane, int32_t height, int32_t width, float clamp_h,
+    float clamp_w, float scale_y, float scale_x, int32_t centroid, float const box[4], float out[4])
+{
+    float const oy = oscar_peak_offset(scale_y);
+    float const ox = oscar_peak_offset(scale_x);
+    int32_t const ny = oscar_peak_pixel_count(clamp_h, height);
+    int32_t const nx = oscar_peak_pixel_count(clamp_w, width);
+    int32_t wy0, wy1, wx0, wx1;
+    float peak_x = 0.0f, peak_y = 0.0f;
+    float const b0 = box[0], b1 = box[1], b2 = box[2], b3 = box[3];
+    OscarPeakState st;
+    oscar_peak_window(b1, b3, oy, ny, &wy0, &wy1);
+    oscar_peak_window(b0, b2, ox, nx, &wx0, &wx1);
+    oscar_peak_scan_f32(plane, width, wy0, wy1, wx0, wx1, &st);
+    oscar_peak_point_f32(plane, width, ny, nx, &st, centroid, &peak_y, &peak_x);
+    oscar_peak_place(b0, b2, peak_x, ox, clamp_w, &out[0], &out[2]);
+    oscar_peak_place(b1, b3, peak_y, oy, clamp_h, &out[1], &out[3]);
 }
 
 #endif /* OSCAR_MATH_H */

@@ -1,5 +1,5 @@
 /*
- * oscar_params.h -- the plain parameter structs of the two plugins (attributes, with the
+ * oscar_params.h -- the plain parameter structs of the three plugins (attributes, with the
  * defaults of oscar_plugin_names.h), shared by the CUDA launchers and the plugin classes.
  */
 #ifndef OSCAR_PARAMS_H
@@ -24,6 +24,12 @@ struct NMSParameters
 {
     float iouThreshold{OSCAR_NMS_DEFAULT_IOU_THRESHOLD};        //!< suppress when IoU > this
     int32_t maxDetections{OSCAR_NMS_DEFAULT_MAX_DETECTIONS};    //!< M: detections per image, >= 1
+};
+
+//! OscarPeakRefine attributes.
+struct PeakRefineParameters
+{
+    int32_t centroid{OSCAR_PEAK_REFINE_DEFAULT_CENTROID}; //!< 1: 3x3 intensity-weighted centroid
 };
 
 } // namespace oscar

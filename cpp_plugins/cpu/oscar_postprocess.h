@@ -12,6 +12,9 @@
  *                are zero.
  *   nms out      num [B] int32, boxes [B,max_det,4], scores [B,max_det] float32, optional
  *                index [B,max_det] int32 (candidate row of each kept box, -1 past num).
+ *   peak refine  image [B,C,H,W] float32 (the network input; channel 0 is used), letterbox
+ *                [B,4] float32 (content height, content width, scale_y, scale_x) or NULL for
+ *                (H, W, 1, 1); boxes / out [B,max_det,4] float32, num [B] int32.
  *
  * All buffers are caller-provided. Scratch memory is the caller's `workspace` of at least
  * oscar_workspace_size(H4, W4, topk) bytes (any alignment); the functions never allocate, so a
@@ -35,8 +38,14 @@
 extern "C" {
 #endif
 
-/* Bumped whenever a signature below changes; oscar_edge/native.py checks it. */
-#define OSCAR_ABI_VERSION 1
+/* Bumped whenever a signature below changes; oscar_edge/native.py checks it.
+ * 2: oscar_peak_refine; oscar_postprocess takes the image for the peak refinement. */
+#define OSCAR_ABI_VERSION 2
+
+/* peak_flags of oscar_postprocess: refine the kept boxes on the image (rule 6), and do it with
+ * the 3x3 centroid (OSCAR_PEAK_REFINE | OSCAR_PEAK_CENTROID is the shipped default). */
+#define OSCAR_PEAK_REFINE 1
+#define OSCAR_PEAK_CENTROID 2
 
 enum OscarStatus
 {
@@ -72,12 +81,24 @@ OSCAR_API int32_t oscar_nms(float const* boxes, float const* scores, int32_t con
     float* out_boxes, float* out_scores, int32_t* out_index, void* workspace,
     size_t workspace_size);
 
-/* oscar_decode followed by oscar_nms, image by image, without materialising [B,topk] outputs. */
+/* Rule 6 (issue 7, the OscarPeakRefine plugin): every kept box b < clamp(num[b], 0, max_det)
+ * is moved so that its centre sits on the peak of channel 0 of `image` inside it
+ * (postprocess.peak_refine); rows past num are written as zeros. out_boxes may be `boxes`.
+ * centroid: 0 or 1 (3x3 intensity-weighted centroid). */
+OSCAR_API int32_t oscar_peak_refine(float const* image, int32_t batch, int32_t channels, int32_t height,
+    int32_t width, float const* boxes, int32_t const* num, int32_t max_det, float const* letterbox,
+    int32_t centroid, float* out_boxes);
+
+/* oscar_decode followed by oscar_nms, image by image, without materialising [B,topk] outputs;
+ * then, when peak_flags has OSCAR_PEAK_REFINE, the peak refinement of the kept boxes on `image`
+ * [B,C,H,W] (content = clamp_hw, or (4*H4, 4*W4) when clamp_hw is NULL; scale_yx [B,2]
+ * (scale_y, scale_x), NULL for (1, 1)). image may be NULL when peak_flags is 0. */
 OSCAR_API int32_t oscar_postprocess(float const* refine_score, float const* refine_bbox,
     float const* refine_noco, float const* coarse_score, float const* coarse_bbox, int32_t batch,
     int32_t h4, int32_t w4, int32_t h8, int32_t w8, float const* clamp_hw, float score_threshold,
-    int32_t topk, float iou_threshold, int32_t max_det, int32_t* num, float* out_boxes,
-    float* out_scores, void* workspace, size_t workspace_size);
+    int32_t topk, float iou_threshold, int32_t max_det, float const* image, int32_t channels,
+    int32_t height, int32_t width, float const* scale_yx, int32_t peak_flags, int32_t* num,
+    float* out_boxes, float* out_scores, void* workspace, size_t workspace_size);
 
 #ifdef __cplusplus
 }

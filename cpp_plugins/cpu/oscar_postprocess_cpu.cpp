@@ -321,10 +321,47 @@ OSCAR_API int32_t oscar_nms(float const* boxes, float const* scores, int32_t con
     return OSCAR_OK;
 }
 
+OSCAR_API int32_t oscar_peak_refine(float const* image, int32_t batch, int32_t channels, int32_t height,
+    int32_t width, float const* boxes, int32_t const* num, int32_t max_det, float const* letterbox,
+    int32_t centroid, float* out_boxes)
+{
+    if (batch < 0 || max_det < 0 || (batch > 0 && (channels < 1 || height < 1 || width < 1)))
+    {
+        return OSCAR_ERR_BAD_ARGUMENT;
+    }
+    if (batch > 0 && max_det > 0 && (image == nullptr || boxes == nullptr || num == nullptr || out_boxes == nullptr))
+    {
+        return OSCAR_ERR_NULL_POINTER;
+    }
+    int64_t const plane = static_cast<int64_t>(height) * width;
+    for (int32_t b = 0; b < batch; ++b)
+    {
+        float const* img = image + static_cast<int64_t>(b) * channels * plane;
+        float const* lb = letterbox != nullptr ? letterbox + 4 * static_cast<int64_t>(b) : nullptr;
+        float const ch = lb != nullptr ? lb[0] : static_cast<float>(height);
+        float const cw = lb != nullptr ? lb[1] : static_cast<float>(width);
+        float const sy = lb != nullptr ? lb[2] : 1.0F;
+        float const sx = lb != nullptr ? lb[3] : 1.0F;
+        int32_t const n = std::max(0, std::min(num[b], max_det));
+        float const* in = boxes + static_cast<int64_t>(b) * max_det * 4;
+        float* out = out_boxes + static_cast<int64_t>(b) * max_det * 4;
+        for (int32_t r = 0; r < n; ++r)
+        {
+            float box[4];
+            std::memcpy(box, in + 4 * static_cast<int64_t>(r), sizeof box);
+            oscar_peak_refine_box(img, height, width, ch, cw, sy, sx, centroid != 0 ? 1 : 0, box,
+                out + 4 * static_cast<int64_t>(r));
+        }
+        std::memset(out + 4 * static_cast<int64_t>(n), 0, static_cast<size_t>(max_det - n) * 4 * sizeof(float));
+    }
+    return OSCAR_OK;
+}
+
 OSCAR_API int32_t oscar_postprocess(float const* refine_score, float const* refine_bbox, float const* refine_noco,
     float const* coarse_score, float const* coarse_bbox, int32_t batch, int32_t h4, int32_t w4, int32_t h8, int32_t w8,
-    float const* clamp_hw, float score_threshold, int32_t topk, float iou_threshold, int32_t max_det, int32_t* num,
-    float* out_boxes, float* out_scores, void* workspace, size_t workspace_size)
+    float const* clamp_hw, float score_threshold, int32_t topk, float iou_threshold, int32_t max_det,
+    float const* image, int32_t channels, int32_t height, int32_t width, float const* scale_yx, int32_t peak_flags,
+    int32_t* num, float* out_boxes, float* out_scores, void* workspace, size_t workspace_size)
 {
     int32_t const st
         = checkDecodeArgs(refine_score, refine_bbox, refine_noco, coarse_score, coarse_bbox, batch, h4, w4, h8, w8, topk);
@@ -332,17 +369,20 @@ OSCAR_API int32_t oscar_postprocess(float const* refine_score, float const* refi
     {
         return st;
     }
-    if (max_det < 1)
+    bool const refine = (peak_flags & OSCAR_PEAK_REFINE) != 0;
+    if (max_det < 1 || (refine && batch > 0 && (channels < 1 || height < 1 || width < 1)))
     {
         return OSCAR_ERR_BAD_ARGUMENT;
     }
-    if (batch > 0 && (num == nullptr || out_boxes == nullptr || out_scores == nullptr))
+    if (batch > 0 && (num == nullptr || out_boxes == nullptr || out_scores == nullptr || (refine && image == nullptr)))
     {
         return OSCAR_ERR_NULL_POINTER;
     }
     Grid const g{h4, w4, h8, w8};
     int64_t const hw4 = static_cast<int64_t>(h4) * w4;
     int64_t const hw8 = static_cast<int64_t>(h8) * w8;
+    int64_t const plane = static_cast<int64_t>(height) * width;
+    int32_t const centroid = (peak_flags & OSCAR_PEAK_CENTROID) != 0 ? 1 : 0;
     Scratch s{};
     if (!carve(workspace, workspace_size, hw4, topk, s))
     {
@@ -357,9 +397,21 @@ OSCAR_API int32_t oscar_postprocess(float const* refine_score, float const* refi
             coarse_score + b * hw8, coarse_bbox + b * 4 * hw8, g, ch, cw, score_threshold, topk, s.cand, s.candBoxes,
             s.candScores);
         int32_t const nk = nmsImage(s.candBoxes, s.candScores, m, iou_threshold, max_det, s.order, s.kept);
-        writeKept(s.candBoxes, s.candScores, s.kept, nk, max_det, out_boxes + static_cast<int64_t>(b) * max_det * 4,
-            out_scores + static_cast<int64_t>(b) * max_det, nullptr);
+        float* ob = out_boxes + static_cast<int64_t>(b) * max_det * 4;
+        writeKept(s.candBoxes, s.candScores, s.kept, nk, max_det, ob, out_scores + static_cast<int64_t>(b) * max_det,
+            nullptr);
         num[b] = nk;
+        if (refine)
+        {
+            float const* img = image + static_cast<int64_t>(b) * channels * plane;
+            float const sy = scale_yx != nullptr ? scale_yx[2 * b] : 1.0F;
+            float const sx = scale_yx != nullptr ? scale_yx[2 * b + 1] : 1.0F;
+            for (int32_t r = 0; r < nk; ++r)
+            {
+                float* box = ob + 4 * static_cast<int64_t>(r);
+                oscar_peak_refine_box(img, height, width, ch, cw, sy, sx, centroid, box, box);
+            }
+        }
     }
     return OSCAR_OK;
 }

@@ -2,8 +2,8 @@
  * oscar_kernels.h -- host API of the OSCAR decode and NMS CUDA kernels (no TensorRT).
  *
  * Plain C++ (compiles with g++ against the CUDA runtime headers): the TensorRT plugins call
- * these launchers from enqueue(); the kernels live in oscar_decode_kernels.cu[h] and
- * oscar_nms_kernels.cu[h]. All pointers are device pointers; layouts are those of
+ * these launchers from enqueue(); the kernels live in oscar_decode_kernels.cu[h],
+ * oscar_nms_kernels.cu[h] and oscar_refine_kernels.cu[h]. All pointers are device pointers; layouts are those of
  * cpp_plugins/README.md. Every launcher only enqueues work on `stream` (no allocation, no
  * synchronisation) and returns the launch status.
  */
@@ -150,6 +150,39 @@ bool nmsSupported(NMSShape const& shape, NMSParameters const& params);
 //! workspace, else the status of the launches.
 cudaError_t nmsLaunch(NMSInputs const& in, NMSShape const& shape, NMSParameters const& params,
     NMSOutputs const& out, void* workspace, size_t workspaceBytes, cudaStream_t stream);
+
+// ---- OscarPeakRefine ---------------------------------------------------------------------------
+
+struct PeakRefineShape
+{
+    int32_t batch;    //!< B
+    int32_t channels; //!< C of the image (channel 0 is used)
+    int32_t height;   //!< H of the image (the network input)
+    int32_t width;    //!< W
+    int32_t m;        //!< M boxes per image (OscarNMS max_detections)
+};
+
+struct PeakRefineInputs
+{
+    void const* image;      //!< [B,C,H,W]
+    TensorType imageType;   //!< FP32 or FP16
+    float const* boxes;     //!< [B,M,4] (OscarNMS boxes)
+    int32_t const* num;     //!< [B] (OscarNMS num_detections), clamped to [0, M]
+    float const* letterbox; //!< [B,4] content height, content width, scale_y, scale_x; or nullptr
+};
+
+struct PeakRefineOutputs
+{
+    float* boxes; //!< [B,M,4]; zero rows past num
+};
+
+//! True when B <= 65535, M >= 0 and C, H, W >= 1. No workspace is needed.
+bool peakRefineSupported(PeakRefineShape const& shape);
+
+//! Enqueue the refinement (one block of 128 threads per box). Returns cudaErrorInvalidValue for
+//! an unsupported shape, else the status of the launch.
+cudaError_t peakRefineLaunch(PeakRefineInputs const& in, PeakRefineShape const& shape,
+    PeakRefineParameters const& params, PeakRefineOutputs const& out, cudaStream_t stream);
 
 } // namespace oscar
 

@@ -61,6 +61,7 @@ PLUGIN_ENV = "OSCAR_EDGE_TRT_PLUGINS"
 PLUGIN_FILENAME = "liboscar_edge_trt_plugins.so"
 SIDECAR_FORMAT = "oscar-edge TensorRT engine sidecar v1"
 OUTPUT_ROLES = ("num_detections", "boxes", "scores")
+LETTERBOX_INPUT = "letterbox"  # oscar_edge.export.plugin_graph.LETTERBOX_NAME
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -335,9 +336,13 @@ class TrtBackend:
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt_.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
         want_in = self.sidecar.input_name
-        if inputs != [want_in]:
-            raise TrtEngineError(f"{self.engine_path}: expected one input {want_in!r}, the "
-                                 f"engine has {inputs}")
+        # An engine ending in OscarPeakRefine (issue 7) has a second input, the per-frame
+        # letterbox row [B, 4] (Letterbox.tensor()); Detector then passes it to __call__.
+        self.peak_refine = inputs == [want_in, LETTERBOX_INPUT]
+        if inputs != [want_in] and not self.peak_refine:
+            raise TrtEngineError(f"{self.engine_path}: expected the input {want_in!r} (and "
+                                 f"{LETTERBOX_INPUT!r} for the peak refinement), the engine has "
+                                 f"{inputs}")
         missing = [n for n in self.sidecar.output_names if n not in outputs]
         if missing:
             raise TrtEngineError(
@@ -362,6 +367,10 @@ class TrtBackend:
         if self.context.set_input_shape(self.input_name, shape) is False:
             raise ValueError(f"{self.engine_path}: input shape {shape} is outside the engine's "
                              "optimisation profile")
+        if self.peak_refine and \
+                self.context.set_input_shape(LETTERBOX_INPUT, (shape[0], 4)) is False:
+            raise ValueError(f"{self.engine_path}: letterbox batch {shape[0]} is outside the "
+                             "engine's optimisation profile")
         self._in_shape = shape
         self._out_shapes = {}
         for n in self.output_names:
@@ -370,7 +379,10 @@ class TrtBackend:
                 raise ValueError(f"{self.engine_path}: output {n} has an unresolved shape {s}")
             self._out_shapes[n] = s
 
-    def __call__(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, x: np.ndarray, letterbox: Optional[np.ndarray] = None
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``letterbox`` [B, 4] (content height, content width, scale_y, scale_x per image) feeds
+        an engine with the peak refinement; None there means the whole input at scale 1."""
         if self._closed:
             raise RuntimeError("TrtBackend is closed")
         x = np.asarray(x)
@@ -389,6 +401,14 @@ class TrtBackend:
         shape = tuple(int(d) for d in x.shape)
         if shape != self._in_shape:
             self._set_shape(shape)
+        lb_buf = None
+        if self.peak_refine:
+            lb = (np.tile(np.float32([shape[2], shape[3], 1.0, 1.0]), (shape[0], 1))
+                  if letterbox is None else np.asarray(letterbox, np.float32).reshape(-1, 4))
+            if lb.shape != (shape[0], 4):
+                raise ValueError(f"letterbox must be [{shape[0]}, 4], got {lb.shape}")
+            lb_buf = self._buffer(LETTERBOX_INPUT, lb.nbytes)
+            np.copyto(lb_buf.host_view(lb.shape, np.float32), lb)
         in_dtype = self.dtypes[self.input_name]
         in_buf = self._buffer(self.input_name, math.prod(shape) * in_dtype.itemsize)
         np.copyto(in_buf.host_view(shape, in_dtype), x, casting="same_kind")
@@ -397,7 +417,8 @@ class TrtBackend:
             s = self._out_shapes[n]
             out_bufs[n] = self._buffer(n, math.prod(s) * self.dtypes[n].itemsize)
         for n in self.io_names:
-            buf = in_buf if n == self.input_name else out_bufs.get(n)
+            buf = in_buf if n == self.input_name else \
+                lb_buf if n == LETTERBOX_INPUT and lb_buf is not None else out_bufs.get(n)
             if buf is None:  # an extra output the runtime does not read still needs memory
                 s = tuple(int(d) for d in self.context.get_tensor_shape(n))
                 buf = self._buffer(n, math.prod(s) * self.dtypes[n].itemsize)
@@ -408,6 +429,10 @@ class TrtBackend:
         nbytes_in = math.prod(shape) * in_dtype.itemsize
         _cuda_check(cudart, cudart.cudaMemcpyAsync(in_buf.device_ptr, in_buf.host_ptr, nbytes_in,
                                                    h2d, self._stream), "cudaMemcpyAsync H2D")
+        if lb_buf is not None:
+            _cuda_check(cudart, cudart.cudaMemcpyAsync(lb_buf.device_ptr, lb_buf.host_ptr,
+                                                       shape[0] * 16, h2d, self._stream),
+                        "cudaMemcpyAsync H2D letterbox")
         if not self.context.execute_async_v3(stream_handle=self._stream):
             raise TrtEngineError(f"TensorRT execute_async_v3 failed on {self.engine_path.name}")
         for n in self.output_names:

@@ -13,9 +13,10 @@ The chain (each stage reuses the package's own code):
 2. precision: ``oscar_edge.export.quantize`` (INT8: ModelOpt PTQ, Q/DQ; FP16: ModelOpt AutoCast
    with FP32 I/O), calibrated on the CPU *before* the plugin nodes exist;
 3. plugin graph: ``oscar_edge.export.plugin_graph.add_plugin_nodes`` -> ``<out>.onnx`` (beside the
-   engine), checked (:func:`~oscar_edge.export.plugin_graph.check_end_to_end`) and run once on
-   the CPU with the plugin nodes executed by the native CPU library, against the raw graph +
-   the same CPU decode / NMS (``--no-verify`` skips this);
+   engine; with ``--peak-refine on``, the default, it ends in OscarPeakRefine and has the second
+   input ``letterbox`` [B, 4]), checked (:func:`~oscar_edge.export.plugin_graph.check_end_to_end`)
+   and run once on the CPU with the plugin nodes executed by the native CPU library, against the
+   raw graph + the same CPU decode / NMS (+ peak refinement) (``--no-verify`` skips this);
 4. TensorRT (``oscar_edge.export.trt_build``): strongly typed network, OnnxParser, one
    optimization profile, workspace limit, timing cache, optional DLA core with GPU fallback;
    writes the engine and ``<out>.json``.
@@ -55,6 +56,8 @@ from ..preprocess import FIT_SIZE, IN_CHANNELS, MEAN, SIZE_DIVISOR, STD
 PROG = "build_engine"
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_NAME = "image"
+LETTERBOX_NAME = "letterbox"  # plugin_graph.LETTERBOX_NAME (kept import-free here)
+ON_OFF = ("on", "off")
 DEFAULT_MIN_SHAPE = (1, IN_CHANNELS, 256, 320)
 DEFAULT_OPT_SHAPE = (1, IN_CHANNELS, 512, 640)
 DEFAULT_MAX_SHAPE = (4, IN_CHANNELS, 1088, 1920)
@@ -118,17 +121,25 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def letterbox_profile(mn: Shape, opt: Shape, mx: Shape) -> Tuple[Tuple[int, int], ...]:
+    """(min, opt, max) shapes of the ``letterbox`` input [B, 4] for an image profile."""
+    return tuple((int(s[0]), 4) for s in (mn, opt, mx))
+
+
 def trtexec_command(onnx_path: Path, engine_path: Path, mn: Shape, opt: Shape, mx: Shape,
                     workspace_mb: int, plugin_lib: Path, timing_cache: Optional[Path] = None,
-                    dla_core: Optional[int] = None) -> str:
+                    dla_core: Optional[int] = None, letterbox: bool = False) -> str:
     """The trtexec call that builds the same engine (TensorRT 10.x flags; see export/README.md
-    for 11.x). Flags checked against trtexec --help of TensorRT 10.5 (samples/trtexec)."""
+    for 11.x). Flags checked against trtexec --help of TensorRT 10.5 (samples/trtexec).
+    ``letterbox``: the graph has the ``letterbox`` [B, 4] input (peak refinement)."""
     q = lambda p: shlex.quote(display_path(p))  # noqa: E731
+    lb = letterbox_profile(mn, opt, mx) if letterbox else None
+    extra = (lambda i: f",{LETTERBOX_NAME}:{shape_str(lb[i])}") if lb else (lambda i: "")
     parts = ["trtexec", f"--onnx={q(onnx_path)}", f"--saveEngine={q(engine_path)}",
              "--stronglyTyped", f"--staticPlugins={q(plugin_lib)}",
-             f"--minShapes={INPUT_NAME}:{shape_str(mn)}",
-             f"--optShapes={INPUT_NAME}:{shape_str(opt)}",
-             f"--maxShapes={INPUT_NAME}:{shape_str(mx)}",
+             f"--minShapes={INPUT_NAME}:{shape_str(mn)}{extra(0)}",
+             f"--optShapes={INPUT_NAME}:{shape_str(opt)}{extra(1)}",
+             f"--maxShapes={INPUT_NAME}:{shape_str(mx)}{extra(2)}",
              f"--memPoolSize=workspace:{int(workspace_mb)}M"]
     if timing_cache is not None:
         parts.append(f"--timingCacheFile={q(timing_cache)}")
@@ -185,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--topk", type=int)
     post.add_argument("--iou-threshold", type=float)
     post.add_argument("--max-detections", type=int)
+    post.add_argument("--peak-refine", choices=ON_OFF, default=None,
+                      help="end the graph in OscarPeakRefine: every kept box moved so that its "
+                           "centre sits on the image peak inside it (issue 7; adds the input "
+                           "'letterbox' [B,4] = content h, w, scale_y, scale_x per frame); "
+                           "default on (oscar_edge.postprocess.PEAK_REFINE_DEFAULT)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the CPU run of the end-to-end graph")
     p.add_argument("--verbose", action="store_true", help="ModelOpt and TensorRT logs")
@@ -282,11 +298,14 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise UserError(f"--out is a folder: {out}")
     names = plugin_names()
     defaults = PostprocessAttrs.defaults(names)
+    peak = getattr(args, "peak_refine", None)
     attrs = PostprocessAttrs(
         defaults.score_threshold if args.score_threshold is None else args.score_threshold,
         defaults.topk if args.topk is None else args.topk,
         defaults.iou_threshold if args.iou_threshold is None else args.iou_threshold,
         defaults.max_detections if args.max_detections is None else args.max_detections,
+        defaults.peak_refine if peak is None else peak == "on",
+        defaults.centroid,
     ).validate(names)
     if args.plugin_lib:
         plugin_lib, explicit = Path(args.plugin_lib), True
@@ -391,10 +410,16 @@ def verify_on_cpu(e2e, src: Path, plan: Plan) -> str:
     n = max(plan.min_shape[0], min(VERIFY_MAX_BATCH, plan.max_shape[0]))
     shape = (n,) + tuple(plan.min_shape[1:])
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    num, boxes, scores = run_cpu(cpu_session(e2e), x)
+    # letterbox rows: the whole input at scale 1, then a smaller content at another scale
+    h, w = shape[2], shape[3]
+    letterbox = np.float32([[h, w, 1.0, 1.0], [h - 24, w - 40, 2.5, 0.75]] * n)[:n]
+    num, boxes, scores = run_cpu(cpu_session(e2e), x, letterbox)
     a = plan.attrs
-    want_num, want_boxes, want_scores = NativePostprocessor().postprocess_batch_padded(
+    native = NativePostprocessor()
+    want_num, want_boxes, want_scores = native.postprocess_batch_padded(
         OrtBackend(src)(x), None, a.score_threshold, a.topk, a.iou_threshold, a.max_detections)
+    if a.peak_refine:  # the graph's decode clamps to the input; the refinement to the content
+        want_boxes = native.peak_refine_batch(x, want_boxes, want_num, letterbox, a.centroid)
     if not np.array_equal(num, want_num):
         raise RuntimeError(f"end-to-end graph on the CPU: num_detections {num.tolist()} != raw "
                            f"graph + CPU decode/NMS {want_num.tolist()}")
@@ -404,8 +429,8 @@ def verify_on_cpu(e2e, src: Path, plan: Plan) -> str:
         raise RuntimeError(f"end-to-end graph on the CPU differs from raw graph + CPU "
                            f"decode/NMS: boxes {db:.3g}, scores {ds:.3g}")
     return (f"checked on the CPU at {shape_str(shape)}: end-to-end graph (plugin nodes run by "
-            f"the native CPU library) == raw graph + CPU decode/NMS, detections "
-            f"{num.tolist()}")
+            f"the native CPU library) == raw graph + CPU decode/NMS"
+            f"{' + peak refinement' if a.peak_refine else ''}, detections {num.tolist()}")
 
 
 def sidecar(plan: Plan, e2e, trt_version: str, onnx_sha: str) -> Dict:
@@ -430,8 +455,10 @@ def sidecar(plan: Plan, e2e, trt_version: str, onnx_sha: str) -> Dict:
                        "pad": "zeros bottom/right to multiples of size_divisor"},
         "outputs": {"num_detections": {"dtype": "int32", "shape": ["B"]},
                     "boxes": {"dtype": "float32", "shape": ["B", plan.attrs.max_detections, 4],
-                              "meaning": "x1,y1,x2,y2 in network-input pixels, clamped to the "
-                                         "input size; rows past num_detections are zeros"},
+                              "meaning": "x1,y1,x2,y2 in network-input pixels, " + (
+                                  "peak-refined, inside the letterbox content"
+                                  if plan.attrs.peak_refine else "clamped to the input size")
+                              + "; rows past num_detections are zeros"},
                     "scores": {"dtype": "float32", "shape": ["B", plan.attrs.max_detections]}},
         "plugins": {
             "library": str(plan.plugin_lib),
@@ -442,7 +469,16 @@ def sidecar(plan: Plan, e2e, trt_version: str, onnx_sha: str) -> Dict:
             names.nms_name: {"version": names.nms_version,
                              names.attr_iou_threshold: plan.attrs.iou_threshold,
                              names.attr_max_detections: plan.attrs.max_detections},
+            **({names.peak_name: {"version": names.peak_version,
+                                  names.attr_centroid: int(bool(plan.attrs.centroid))}}
+               if plan.attrs.peak_refine else {}),
         },
+        "peak_refine": bool(plan.attrs.peak_refine),
+        "letterbox_input": ({
+            "name": LETTERBOX_NAME, "dtype": "float32", "shape": ["B", 4],
+            "meaning": "per frame: content height, content width, scale_y, scale_x of its "
+                       "letterbox (oscar_edge.preprocess.Letterbox.tensor())",
+        } if plan.attrs.peak_refine else None),
         "tensorrt_version": trt_version,
         "strongly_typed": True,
         "workspace_mb": plan.workspace_mb,
@@ -501,9 +537,11 @@ def _main(args: argparse.Namespace) -> int:
             return 1
         e2e = write_end_to_end(src, plan)
         mb = plan.onnx_out.stat().st_size / 1e6
+        peak = (f" + {plan.names.peak_name}/{plan.names.peak_version} (input letterbox)"
+                if plan.attrs.peak_refine else "")
         log(f"wrote {plan.onnx_out} ({mb:.2f} MB): {plan.precision} end-to-end graph, "
             f"{plan.names.decode_name}/{plan.names.decode_version} + "
-            f"{plan.names.nms_name}/{plan.names.nms_version} (namespace "
+            f"{plan.names.nms_name}/{plan.names.nms_version}{peak} (namespace "
             f"{plan.names.namespace!r}), outputs num_detections / boxes / scores; ONNX checker "
             "passed (plugin nodes checked separately)")
         if not args.no_verify:
@@ -519,7 +557,8 @@ def _main(args: argparse.Namespace) -> int:
 
     command = trtexec_command(plan.onnx_out, plan.out, plan.min_shape, plan.opt_shape,
                               plan.max_shape, plan.workspace_mb, plan.plugin_lib,
-                              plan.timing_cache, plan.dla_core)
+                              plan.timing_cache, plan.dla_core,
+                              letterbox=bool(plan.attrs.peak_refine))
     log("trtexec equivalent (TensorRT 10.x flags; on 11.x --stronglyTyped is the default):")
     log(command)
 
@@ -538,7 +577,10 @@ def _main(args: argparse.Namespace) -> int:
         opt_shape=plan.opt_shape, max_shape=plan.max_shape,
         workspace_bytes=plan.workspace_mb * (1 << 20), expected_outputs=("num_detections",
                                                                          "boxes", "scores"),
-        timing_cache=plan.timing_cache, dla_core=plan.dla_core, verbose=args.verbose)
+        timing_cache=plan.timing_cache, dla_core=plan.dla_core, verbose=args.verbose,
+        extra_inputs=({LETTERBOX_NAME: letterbox_profile(plan.min_shape, plan.opt_shape,
+                                                         plan.max_shape)}
+                      if plan.attrs.peak_refine else {}))
     t0 = time.perf_counter()
     try:
         result = trt_build.build_engine(trt, spec, plan.names, str(plan.plugin_lib))

@@ -1,5 +1,5 @@
-"""Raw-head ONNX graph -> end-to-end graph: the OscarDecode + OscarNMS TensorRT plugin nodes
-appended with onnx-graphsurgeon.
+"""Raw-head ONNX graph -> end-to-end graph: the OscarDecode + OscarNMS (+ OscarPeakRefine)
+TensorRT plugin nodes appended with onnx-graphsurgeon.
 
     raw = onnx.load("model.int8.onnx")           # FP32, FP16 (AutoCast) or INT8 (Q/DQ) raw head
     e2e = add_plugin_nodes(raw)                   # attributes default to the header's defaults
@@ -16,7 +16,14 @@ The end-to-end graph
   ``decode_scores`` [B, K] float32, ``decode_count`` [B] int32 (K = ``topk``);
 * ``OscarNMS`` (node ``oscar_nms``) -> the graph outputs ``num_detections`` [B] int32,
   ``boxes`` [B, M, 4] float32 and ``scores`` [B, M] float32 (M = ``max_detections``), in
-  network-input pixels; the plugin clamps boxes to the input size 4*H4 x 4*W4.
+  network-input pixels; the plugin clamps boxes to the input size 4*H4 x 4*W4;
+* with the peak refinement (issue 7, ``PostprocessAttrs.peak_refine``, on by default): a second
+  graph input ``letterbox`` [B, 4] float32 (content height, content width, scale_y, scale_x of
+  each frame: ``oscar_edge.preprocess.Letterbox.tensor()``), OscarNMS writes ``nms_boxes``
+  instead of ``boxes``, and ``OscarPeakRefine`` (node ``oscar_peak_refine``) takes ``image``
+  (the same network input the backbone reads), ``nms_boxes``, ``num_detections`` and
+  ``letterbox`` and writes the graph output ``boxes`` (each kept box moved onto the image peak
+  inside it, clamped to the content; ``oscar_edge.postprocess.peak_refine``).
 
 Every plugin name, version, namespace and attribute name comes from
 ``cpp_plugins/common/oscar_plugin_names.h`` (:mod:`oscar_edge.export.plugin_names`). The ONNX
@@ -58,14 +65,17 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import UserError
-from ..postprocess import OUTPUT_NAMES
+from ..postprocess import OUTPUT_NAMES, PEAK_CENTROID_DEFAULT, PEAK_REFINE_DEFAULT
 from .plugin_names import PluginNames, plugin_names
 
 INPUT_NAME = "image"
 DECODE_NODE = "oscar_decode"
 NMS_NODE = "oscar_nms"
+PEAK_NODE = "oscar_peak_refine"
 DECODE_OUTPUTS = ("decode_boxes", "decode_scores", "decode_count")
 E2E_OUTPUTS = ("num_detections", "boxes", "scores")
+LETTERBOX_NAME = "letterbox"      # second graph input when the peak refinement is in the graph
+NMS_BOXES = "nms_boxes"           # OscarNMS boxes before OscarPeakRefine
 ORT_CONTRIB_DOMAIN = "ai.onnx.contrib"   # the domain onnxruntime-extensions' Python ops live in
 CHECK_DOMAIN = "oscar.trt_plugins"       # private domain of the copy given to the ONNX checker
 ATTR_VERSION = "plugin_version"
@@ -76,18 +86,21 @@ _RAW_CHANNELS = {"refine_score": 1, "refine_bbox": 4, "refine_noco": 1, "coarse_
 
 @dataclass(frozen=True)
 class PostprocessAttrs:
-    """The plugin attributes: decode threshold / top-K, NMS IoU threshold / max detections."""
+    """The plugin attributes: decode threshold / top-K, NMS IoU threshold / max detections, and
+    whether the graph ends in OscarPeakRefine (with its ``centroid`` attribute)."""
 
     score_threshold: float
     topk: int
     iou_threshold: float
     max_detections: int
+    peak_refine: bool = PEAK_REFINE_DEFAULT
+    centroid: bool = PEAK_CENTROID_DEFAULT
 
     @classmethod
     def defaults(cls, names: Optional[PluginNames] = None) -> "PostprocessAttrs":
         n = names or plugin_names()
         return cls(n.default_score_threshold, n.default_topk, n.default_iou_threshold,
-                   n.default_max_detections)
+                   n.default_max_detections, PEAK_REFINE_DEFAULT, bool(n.default_centroid))
 
     def validate(self, names: Optional[PluginNames] = None) -> "PostprocessAttrs":
         """Raise UserError for values the plugins reject; returns self."""
@@ -112,7 +125,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _node_attrs(attrs: PostprocessAttrs, names: PluginNames) -> Tuple[dict, dict]:
+def _node_attrs(attrs: PostprocessAttrs, names: PluginNames) -> Tuple[dict, dict, dict]:
     decode = {
         names.attr_score_threshold: float(attrs.score_threshold),   # ONNX FLOAT
         names.attr_topk: int(attrs.topk),                           # ONNX INT
@@ -125,7 +138,12 @@ def _node_attrs(attrs: PostprocessAttrs, names: PluginNames) -> Tuple[dict, dict
         ATTR_VERSION: names.nms_version,
         ATTR_NAMESPACE: names.namespace,
     }
-    return decode, nms
+    peak = {
+        names.attr_centroid: int(bool(attrs.centroid)),               # ONNX INT
+        ATTR_VERSION: names.peak_version,
+        ATTR_NAMESPACE: names.namespace,
+    }
+    return decode, nms, peak
 
 
 def check_raw_head(model) -> int:
@@ -152,7 +170,8 @@ def check_raw_head(model) -> int:
 def add_plugin_nodes(model, attrs: Optional[PostprocessAttrs] = None,
                      names: Optional[PluginNames] = None):
     """Return a new ModelProto: ``model`` (a raw-head graph, any precision) followed by
-    OscarDecode + OscarNMS, with the outputs ``num_detections``, ``boxes``, ``scores``."""
+    OscarDecode + OscarNMS (+ OscarPeakRefine and the ``letterbox`` input when
+    ``attrs.peak_refine``), with the outputs ``num_detections``, ``boxes``, ``scores``."""
     import onnx
     import onnx_graphsurgeon as gs
 
@@ -171,11 +190,23 @@ def add_plugin_nodes(model, attrs: Optional[PostprocessAttrs] = None,
     e2e_out = [gs.Variable(E2E_OUTPUTS[0], np.int32, [batch]),
                gs.Variable(E2E_OUTPUTS[1], np.float32, [batch, m, 4]),
                gs.Variable(E2E_OUTPUTS[2], np.float32, [batch, m])]
-    decode_attrs, nms_attrs = _node_attrs(attrs, names)
+    decode_attrs, nms_attrs, peak_attrs = _node_attrs(attrs, names)
     graph.nodes.append(gs.Node(op=names.decode_name, name=DECODE_NODE, attrs=decode_attrs,
                                inputs=raw, outputs=dec_out))
-    graph.nodes.append(gs.Node(op=names.nms_name, name=NMS_NODE, attrs=nms_attrs,
-                               inputs=list(dec_out), outputs=e2e_out))
+    if attrs.peak_refine:
+        image = tensors[INPUT_NAME]
+        letterbox = gs.Variable(LETTERBOX_NAME, np.float32, [batch, 4])
+        nms_boxes = gs.Variable(NMS_BOXES, np.float32, [batch, m, 4])
+        graph.nodes.append(gs.Node(op=names.nms_name, name=NMS_NODE, attrs=nms_attrs,
+                                   inputs=list(dec_out),
+                                   outputs=[e2e_out[0], nms_boxes, e2e_out[2]]))
+        graph.nodes.append(gs.Node(op=names.peak_name, name=PEAK_NODE, attrs=peak_attrs,
+                                   inputs=[image, nms_boxes, e2e_out[0], letterbox],
+                                   outputs=[e2e_out[1]]))
+        graph.inputs = list(graph.inputs) + [letterbox]
+    else:
+        graph.nodes.append(gs.Node(op=names.nms_name, name=NMS_NODE, attrs=nms_attrs,
+                                   inputs=list(dec_out), outputs=e2e_out))
     graph.outputs = e2e_out
     graph.cleanup().toposort()
     out = gs.export_onnx(graph)
@@ -189,21 +220,39 @@ def add_plugin_nodes(model, attrs: Optional[PostprocessAttrs] = None,
     set_metadata(out, {
         "output_names": ",".join(E2E_OUTPUTS),
         "raw_output_names": ",".join(OUTPUT_NAMES),
-        "end_to_end": "OscarDecode+OscarNMS TensorRT plugins",
-        "plugins": ",".join(f"{n}:{v}" for n, v in names.plugins().items()),
+        "end_to_end": "+".join(_used_plugins(names, attrs.peak_refine)) + " TensorRT plugins",
+        "plugins": ",".join(f"{n}:{v}" for n, v in names.plugins().items()
+                            if n in _used_plugins(names, attrs.peak_refine)),
         "plugin_namespace": names.namespace,
         "score_threshold": repr(float(attrs.score_threshold)),
         "topk": str(int(attrs.topk)),
         "iou_threshold": repr(float(attrs.iou_threshold)),
         "max_detections": str(int(attrs.max_detections)),
-        "boxes": "xyxy in network-input pixels, clamped to the input size",
+        "peak_refine": "on" if attrs.peak_refine else "off",
+        "peak_centroid": "on" if attrs.centroid else "off",
+        "boxes": ("xyxy in network-input pixels; peak-refined (OscarPeakRefine), inside the "
+                  "content given by the letterbox input" if attrs.peak_refine else
+                  "xyxy in network-input pixels, clamped to the input size"),
     })
     out.doc_string = (model.doc_string + " + " if model.doc_string else "") + \
-        f"{names.decode_name} + {names.nms_name} plugins"
+        " + ".join(_used_plugins(names, attrs.peak_refine)) + " plugins"
     out.ir_version = model.ir_version
     out.producer_name = model.producer_name or "oscar-edge"
     onnx.checker.check_model(with_plugin_domain(out, CHECK_DOMAIN, names))  # cheap sanity check
     return out
+
+
+def _used_plugins(names: PluginNames, peak_refine: bool) -> Tuple[str, ...]:
+    return (names.decode_name, names.nms_name) + ((names.peak_name,) if peak_refine else ())
+
+
+def peak_node(model, names: Optional[PluginNames] = None):
+    """The OscarPeakRefine node of an end-to-end graph, or None; UserError if more than one."""
+    names = names or plugin_names()
+    found = [n for n in model.graph.node if n.op_type == names.peak_name]
+    if len(found) > 1:
+        raise UserError(f"more than one {names.peak_name} node in the graph")
+    return found[0] if found else None
 
 
 def plugin_nodes(model, names: Optional[PluginNames] = None):
@@ -230,7 +279,7 @@ def with_plugin_domain(model, domain: str, names: Optional[PluginNames] = None):
     names = names or plugin_names()
     out = copy.deepcopy(model)
     for node in out.graph.node:
-        if node.op_type in (names.decode_name, names.nms_name):
+        if node.op_type in (names.decode_name, names.nms_name, names.peak_name):
             node.domain = domain
     if domain and not any(o.domain == domain for o in out.opset_import):
         out.opset_import.append(onnx.helper.make_opsetid(domain, 1))
@@ -256,6 +305,7 @@ def check_end_to_end(model, names: Optional[PluginNames] = None,
 
     names = names or plugin_names()
     decode, nms = plugin_nodes(model, names)
+    peak = peak_node(model, names)
     A = onnx.AttributeProto
     want = {
         decode.name or names.decode_name: (decode, names.decode_version, {
@@ -263,6 +313,9 @@ def check_end_to_end(model, names: Optional[PluginNames] = None,
         nms.name or names.nms_name: (nms, names.nms_version, {
             names.attr_iou_threshold: A.FLOAT, names.attr_max_detections: A.INT}),
     }
+    if peak is not None:
+        want[peak.name or names.peak_name] = (peak, names.peak_version,
+                                              {names.attr_centroid: A.INT})
     for label, (node, version, typed) in want.items():
         got = {a.name: a for a in node.attribute}
         if node.domain not in ("", "ai.onnx"):
@@ -289,22 +342,45 @@ def check_end_to_end(model, names: Optional[PluginNames] = None,
         raise UserError(f"{names.nms_name} inputs {list(nms.input)} are not the three "
                         f"{names.decode_name} outputs {list(decode.output)}")
     outputs = [o.name for o in model.graph.output]
-    if outputs != list(E2E_OUTPUTS) or list(nms.output) != list(E2E_OUTPUTS):
-        raise UserError(f"graph outputs are {outputs}, expected {list(E2E_OUTPUTS)} from "
-                        f"{names.nms_name}")
-    types = [o.type.tensor_type.elem_type for o in model.graph.output]
     T = onnx.TensorProto
+    inputs = [i.name for i in model.graph.input]
+    if peak is None:
+        if outputs != list(E2E_OUTPUTS) or list(nms.output) != list(E2E_OUTPUTS):
+            raise UserError(f"graph outputs are {outputs}, expected {list(E2E_OUTPUTS)} from "
+                            f"{names.nms_name}")
+        want_inputs = [INPUT_NAME]
+    else:
+        num, nms_boxes, scores = (list(nms.output) + [None] * 3)[:3]
+        if outputs != list(E2E_OUTPUTS) or len(nms.output) != 3 or \
+                [num, scores] != [E2E_OUTPUTS[0], E2E_OUTPUTS[2]] or \
+                list(peak.output) != [E2E_OUTPUTS[1]]:
+            raise UserError(f"graph outputs are {outputs} ({names.nms_name} writes "
+                            f"{list(nms.output)}, {names.peak_name} {list(peak.output)}); "
+                            f"expected {list(E2E_OUTPUTS)} with boxes from {names.peak_name}")
+        if list(peak.input) != [INPUT_NAME, nms_boxes, num, LETTERBOX_NAME]:
+            raise UserError(f"{names.peak_name} inputs are {list(peak.input)}, expected "
+                            f"{[INPUT_NAME, nms_boxes, num, LETTERBOX_NAME]} (the network "
+                            f"input, the {names.nms_name} boxes and count, the letterbox)")
+        want_inputs = [INPUT_NAME, LETTERBOX_NAME]
+    types = [o.type.tensor_type.elem_type for o in model.graph.output]
     if types != [T.INT32, T.FLOAT, T.FLOAT]:
         raise UserError(f"graph output types are {types}, expected int32, float32, float32")
-    if [i.name for i in model.graph.input] != [INPUT_NAME] or \
-            model.graph.input[0].type.tensor_type.elem_type != T.FLOAT:
-        raise UserError(f"the graph input must be {INPUT_NAME!r} float32")
+    if inputs != want_inputs or \
+            any(i.type.tensor_type.elem_type != T.FLOAT for i in model.graph.input):
+        raise UserError(f"the graph inputs are {inputs}, expected {want_inputs} (float32)")
     if attrs is not None:
-        values = {a.name: _attr_value(a) for a in list(decode.attribute) + list(nms.attribute)}
+        if bool(attrs.peak_refine) != (peak is not None):
+            raise UserError(f"the graph {'has' if peak is not None else 'has no'} "
+                            f"{names.peak_name} node, expected peak refinement "
+                            f"{'on' if attrs.peak_refine else 'off'}")
+        nodes = [decode, nms] + ([peak] if peak is not None else [])
+        values = {a.name: _attr_value(a) for node in nodes for a in node.attribute}
         expect = {names.attr_score_threshold: float(np.float32(attrs.score_threshold)),
                   names.attr_topk: int(attrs.topk),
                   names.attr_iou_threshold: float(np.float32(attrs.iou_threshold)),
                   names.attr_max_detections: int(attrs.max_detections)}
+        if peak is not None:
+            expect[names.attr_centroid] = int(bool(attrs.centroid))
         for key, value in expect.items():
             if float(np.float32(values[key])) != value:
                 raise UserError(f"plugin attribute {key} is {values[key]}, expected {value}")
@@ -345,8 +421,8 @@ def _native():
 
 
 def register_cpu_plugin_ops(names: Optional[PluginNames] = None) -> str:
-    """Register OscarDecode / OscarNMS as onnxruntime-extensions Python ops (domain
-    ``ai.onnx.contrib``) that call the native CPU library; once per process. Returns the custom
+    """Register OscarDecode / OscarNMS / OscarPeakRefine as onnxruntime-extensions Python ops
+    (domain ``ai.onnx.contrib``) that call the native CPU library; once per process. Returns the custom
     op library path to register in ``SessionOptions``. Needs ``onnxruntime-extensions``."""
     try:
         from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
@@ -355,7 +431,8 @@ def register_cpu_plugin_ops(names: Optional[PluginNames] = None) -> str:
                         "pip install 'oscar-edge[export]'") from None
     names = names or plugin_names()
     key = (names.decode_name, names.nms_name, names.attr_score_threshold, names.attr_topk,
-           names.attr_iou_threshold, names.attr_max_detections)
+           names.attr_iou_threshold, names.attr_max_detections, names.peak_name,
+           names.attr_centroid)
     with _REGISTER_LOCK:
         if key in _REGISTERED:
             return get_library_path()
@@ -380,6 +457,12 @@ def register_cpu_plugin_ops(names: Optional[PluginNames] = None) -> str:
                 boxes, scores, count, float(kw[names.attr_iou_threshold]),
                 int(kw[names.attr_max_detections]))
             return num, out_boxes, out_scores
+
+        @onnx_op(op_type=names.peak_name, domain=ORT_CONTRIB_DOMAIN, inputs=[f, f, i32, f],
+                 outputs=[f], attrs={names.attr_centroid: i64, **meta})
+        def _peak(image, boxes, num, letterbox, **kw):
+            return _native().peak_refine_batch(image, boxes, num, letterbox,
+                                               bool(int(kw[names.attr_centroid])))
 
         _REGISTERED[key] = True
         return get_library_path()
@@ -406,10 +489,24 @@ def cpu_session(model_or_path, threads: Optional[int] = None,
                                 providers=["CPUExecutionProvider"])
 
 
-def run_cpu(session, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(num_detections [B] int32, boxes [B,M,4], scores [B,M]) for a batch (B,3,H,W)."""
+def default_letterbox(x: np.ndarray) -> np.ndarray:
+    """[B, 4] float32 letterbox rows for a batch whose content is the whole input at scale 1:
+    (H, W, 1, 1) per image."""
+    b, _, h, w = np.shape(x)
+    return np.tile(np.float32([h, w, 1.0, 1.0]), (b, 1))
+
+
+def run_cpu(session, x: np.ndarray, letterbox: Optional[np.ndarray] = None
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(num_detections [B] int32, boxes [B,M,4], scores [B,M]) for a batch (B,3,H,W).
+    ``letterbox`` [B, 4] feeds the graph's ``letterbox`` input when it has one (default:
+    :func:`default_letterbox`); a graph without it ignores it."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    num, boxes, scores = session.run(list(E2E_OUTPUTS), {INPUT_NAME: x})
+    feeds = {INPUT_NAME: x}
+    if any(i.name == LETTERBOX_NAME for i in session.get_inputs()):
+        lb = default_letterbox(x) if letterbox is None else letterbox
+        feeds[LETTERBOX_NAME] = np.ascontiguousarray(lb, dtype=np.float32).reshape(-1, 4)
+    num, boxes, scores = session.run(list(E2E_OUTPUTS), feeds)
     return np.asarray(num), np.asarray(boxes), np.asarray(scores)
 
 

@@ -74,7 +74,8 @@ def parse_header(path: Union[str, os.PathLike, None] = None) -> Dict[str, Value]
 
 @dataclass(frozen=True)
 class PluginNames:
-    """The header's values, typed. ``decode_*`` belong to OscarDecode, ``nms_*`` to OscarNMS."""
+    """The header's values, typed. ``decode_*`` belong to OscarDecode, ``nms_*`` to OscarNMS,
+    ``peak_*`` to OscarPeakRefine (issue 7)."""
 
     namespace: str
     decode_name: str
@@ -91,6 +92,10 @@ class PluginNames:
     default_iou_threshold: float
     default_max_detections: int
     max_candidates: int
+    peak_name: str
+    peak_version: str
+    attr_centroid: str
+    default_centroid: int
     header: str = ""
 
     @classmethod
@@ -113,6 +118,10 @@ class PluginNames:
             "default_iou_threshold": ("OSCAR_NMS_DEFAULT_IOU_THRESHOLD", float),
             "default_max_detections": ("OSCAR_NMS_DEFAULT_MAX_DETECTIONS", int),
             "max_candidates": ("OSCAR_NMS_MAX_CANDIDATES", int),
+            "peak_name": ("OSCAR_PEAK_REFINE_PLUGIN_NAME", str),
+            "peak_version": ("OSCAR_PEAK_REFINE_PLUGIN_VERSION", str),
+            "attr_centroid": ("OSCAR_PEAK_REFINE_ATTR_CENTROID", str),
+            "default_centroid": ("OSCAR_PEAK_REFINE_DEFAULT_CENTROID", int),
         }
         values = {}
         for field_name, (macro, kind) in spec.items():
@@ -127,8 +136,9 @@ class PluginNames:
         return cls(header=str(path), **values)
 
     def plugins(self) -> Dict[str, str]:
-        """{plugin name: version} of both plugins."""
-        return {self.decode_name: self.decode_version, self.nms_name: self.nms_version}
+        """{plugin name: version} of the three plugins (all in the one plugin library)."""
+        return {self.decode_name: self.decode_version, self.nms_name: self.nms_version,
+                self.peak_name: self.peak_version}
 
 
 _CACHE: Dict[str, PluginNames] = {}

@@ -9,7 +9,9 @@ Written against the TensorRT Python API as published for 10.x (JetPack 6: 10.3) 
   network is strongly typed);
 * ``trt.OnnxParser(network, logger).parse_from_file(path)``; errors from ``parser.get_error(i)``;
 * ``config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, bytes)``;
-* one optimization profile: ``profile.set_shape("image", min, opt, max)``;
+* one optimization profile: ``profile.set_shape("image", min, opt, max)`` (and
+  ``profile.set_shape("letterbox", (Bmin, 4), (Bopt, 4), (Bmax, 4))`` for a graph ending in
+  OscarPeakRefine);
 * timing cache: ``config.create_timing_cache(bytes)``, ``config.set_timing_cache(cache,
   ignore_mismatch=False)``, after the build ``config.get_timing_cache().serialize()``;
 * DLA (Orin, TensorRT 10.x): ``config.default_device_type = trt.DeviceType.DLA``,
@@ -119,6 +121,10 @@ class BuildSpec:
     timing_cache: Optional[Path] = None
     dla_core: Optional[int] = None
     verbose: bool = False
+    # further inputs after input_name, in graph order: name -> (min, opt, max) shapes (the
+    # ``letterbox`` [B, 4] input of a graph ending in OscarPeakRefine)
+    extra_inputs: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]] = \
+        field(default_factory=dict)
 
 
 @dataclass
@@ -186,9 +192,10 @@ def build_engine(trt, spec: BuildSpec, names: PluginNames, plugin_library: str =
 
     inputs = [network.get_input(i).name for i in range(network.num_inputs)]
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
-    if inputs != [spec.input_name] or list(outputs) != list(spec.expected_outputs):
+    want_inputs = [spec.input_name] + list(spec.extra_inputs)
+    if inputs != want_inputs or list(outputs) != list(spec.expected_outputs):
         raise UserError(f"parsed network has inputs {inputs} and outputs {outputs}; expected "
-                        f"[{spec.input_name!r}] and {list(spec.expected_outputs)}")
+                        f"{want_inputs} and {list(spec.expected_outputs)}")
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(spec.workspace_bytes))
@@ -196,6 +203,8 @@ def build_engine(trt, spec: BuildSpec, names: PluginNames, plugin_library: str =
     profile = builder.create_optimization_profile()
     profile.set_shape(spec.input_name, tuple(spec.min_shape), tuple(spec.opt_shape),
                       tuple(spec.max_shape))
+    for name, (mn, opt, mx) in spec.extra_inputs.items():
+        profile.set_shape(name, tuple(mn), tuple(opt), tuple(mx))
     if config.add_optimization_profile(profile) < 0:
         raise UserError(f"TensorRT rejected the optimization profile min {spec.min_shape} / opt "
                         f"{spec.opt_shape} / max {spec.max_shape}")

@@ -88,6 +88,7 @@ inline unsigned atomicAdd(unsigned* p, unsigned v)
 
 #include "../../cuda/oscar_decode_kernels.cuh"
 #include "../../cuda/oscar_nms_kernels.cuh"
+#include "../../cuda/oscar_refine_kernels.cuh"
 
 using namespace oscar;
 
@@ -129,6 +130,14 @@ void runNMS(NMSInputs const& in, NMSShape const& shape, NMSParameters const& par
     }
     emu::launch(dim3(batch), dim3(device::kNmsGatherBlock), 0, device::nmsGatherKernel<T>, a);
 }
+template <typename T>
+void runPeakRefine(PeakRefineInputs const& in, PeakRefineShape const& shape, PeakRefineParameters const& params,
+    PeakRefineOutputs const& out)
+{
+    device::PeakRefineArgs<T> const a = device::makePeakRefineArgs<T>(in, shape, params, out);
+    emu::launch(dim3(static_cast<unsigned>(shape.m), static_cast<unsigned>(shape.batch)), dim3(device::kPeakBlock), 0,
+        device::peakRefineKernel<T>, a);
+}
 } // namespace
 
 extern "C" {
@@ -168,6 +177,25 @@ __attribute__((visibility("default"))) int oscar_emu_nms(int dtype, void const* 
         runNMS<__half>(in, shape, params, out);
     else
         runNMS<float>(in, shape, params, out);
+    return 0;
+}
+
+// dtype: 0 float32, 1 float16 (the image); letterbox may be NULL. Layouts of OscarPeakRefine.
+__attribute__((visibility("default"))) int oscar_emu_peak_refine(int dtype, void const* image, int batch, int channels,
+    int height, int width, float const* boxes, int const* num, int m, float const* letterbox, int centroid,
+    float* out_boxes)
+{
+    PeakRefineInputs const in{image, dtype == 1 ? TensorType::kFLOAT16 : TensorType::kFLOAT32, boxes, num, letterbox};
+    PeakRefineShape const shape{batch, channels, height, width, m};
+    PeakRefineParameters params{};
+    params.centroid = centroid;
+    if (batch < 1 || m < 1 || channels < 1 || height < 1 || width < 1)
+        return 1;
+    PeakRefineOutputs const out{out_boxes};
+    if (dtype == 1)
+        runPeakRefine<__half>(in, shape, params, out);
+    else
+        runPeakRefine<float>(in, shape, params, out);
     return 0;
 }
 

@@ -1125,11 +1125,12 @@ def time_full_path(detector, greys: Sequence[np.ndarray], batch: int, runs: int,
         t1 = pc()
         outs = detector.infer(x)
         t2 = pc()
+        # the prepared input goes along: the default pipeline's peak refinement reads it
         if batch == 1:
-            found = [detector.postprocess(outs, prepared[0][1])]
+            found = [detector.postprocess(outs, prepared[0][1], prepared[0][0])]
         else:
             found = [detector.postprocess(tuple(np.asarray(o)[b:b + 1] for o in outs),
-                                          prepared[b][1]) for b in range(batch)]
+                                          prepared[b][1], prepared[b][0]) for b in range(batch)]
         t3 = pc()
         return (t0, t1, t2, t3), found
 

@@ -76,7 +76,8 @@ def synthetic_outputs(seed: int = 0, targets: int = TARGETS) -> Tuple[np.ndarray
         dist[2][near] = ((cx + size[1] / 2) - px)[near]
         dist[3][near] = ((cy + size[0] / 2) - py)[near]
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    return f32(refine), f32(deltas), f32(noco), f32(coarse), f32(dist)
+    # the network's coarse_bbox output holds log-distances (the decode applies exp)
+    return f32(refine), f32(deltas), f32(noco), f32(coarse), f32(np.log(np.maximum(dist, 0.25)))
 
 
 def synthetic_frame(seed: int = 0, boxes: int = 100, size: Tuple[float, float] = (4.0, 40.0),

@@ -8,13 +8,14 @@ Raw head outputs for one image (the model's five outputs without the batch axis)
     refine_bbox  (4, H4, W4)  deltas (dx1, dy1, dx2, dy2) in units of REFINE_STRIDE
     refine_noco  (1, H4, W4)  NoCo logit
     coarse_score (1, H8, W8)  modulated coarse logit
-    coarse_bbox  (4, H8, W8)  distances (l, t, r, b) in input pixels
+    coarse_bbox  (4, H8, W8)  log-distances: log of (l, t, r, b) in input pixels (the exp() of
+                              spec section 2 is done here, rule 1; see models/head.py)
 with H4 = 2 * H8 and W4 = 2 * W8 (inputs are multiples of 32).
 
 Rules (all arithmetic in float32):
 1. Anchor of P2 point (i, j): the coarse box of P3 point (i // 2, j // 2) (nearest-exact
    resize by 2), decoded at px = (j // 2 + 0.5) * 8, py = (i // 2 + 0.5) * 8 as
-   (px - l, py - t, px + r, py + b).
+   (px - l, py - t, px + r, py + b), where (l, t, r, b) = exp_f32(coarse_bbox).
 2. Candidate score = sigmoid(refine logit); keep points with score > SCORE_THR, then the
    first PRE_NMS_TOPK by that score. Tie rule: equal scores keep the lower flat index
    (i * W4 + j) first (a stable descending sort).
@@ -94,11 +95,11 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def coarse_anchors(coarse_bbox: np.ndarray) -> np.ndarray:
-    """(4, H8, W8) distances -> (4, H4, W4) anchor boxes xyxy on the P2 grid."""
+    """(4, H8, W8) log-distances -> (4, H4, W4) anchor boxes xyxy on the P2 grid."""
     _, h8, w8 = coarse_bbox.shape
     py = ((np.arange(h8, dtype=np.float32) + np.float32(0.5)) * np.float32(COARSE_STRIDE))
     px = ((np.arange(w8, dtype=np.float32) + np.float32(0.5)) * np.float32(COARSE_STRIDE))
-    d = coarse_bbox.astype(np.float32)
+    d = exp_f32(coarse_bbox)
     boxes = np.stack([
         px[None, :] - d[0], py[:, None] - d[1], px[None, :] + d[2], py[:, None] + d[3],
     ]).astype(np.float32)

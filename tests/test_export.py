@@ -4,8 +4,10 @@ The graph is exported once per session (module fixture) through the real script;
 and FP16 graphs are calibrated once on the 4 images of ``mini_trainval``.
 
 Tolerances:
-* FP32 ONNX vs PyTorch: 1e-4 absolute on every output (real val images, fit size), except
-  coarse_bbox (exp-scaled pixel distances): 1e-4 relative to max(1, |x|).
+* FP32 ONNX vs PyTorch: 1e-4 absolute on every output (real val images, fit size and a
+  letterboxed batch of 2). coarse_bbox holds log-distances (exp is in the decode), so it is
+  held to the same bound as the logits; measured max |diff| over 40 val images: 2e-5
+  (refine_score) and 4e-6 (coarse_bbox).
 * FP16 (AutoCast, FP32 I/O) vs FP32 ONNX: max |diff| <= 0.01 * max|fp32| + 1e-3 per output
   (measured: about 5e-4 relative).
 * INT8 (ModelOpt PTQ on 4 images) vs FP32 ONNX, loose on purpose (4 calibration images, any
@@ -147,14 +149,7 @@ def test_onnx_matches_pytorch_on_real_images(exported, torch_model, val_inputs):
         assert len(got) == 5
         for name, a, b in zip(OUTPUT_NAMES, got, ref):
             assert a.shape == b.shape and a.dtype == np.float32, name
-            if name == "coarse_bbox":
-                # exp() of the regression: distances in pixels (up to tens); the conv arithmetic
-                # differs between oneDNN and MLAS by ~1e-5 in the exponent, which exp scales by
-                # the distance itself, so this output is held to 1e-4 relative to max(1, |x|).
-                tol = 1e-4 * np.maximum(1.0, np.abs(b))
-            else:
-                tol = 1e-4
-            assert (np.abs(a - b) <= tol).all(), (name, x.shape, float(np.abs(a - b).max()))
+            assert (np.abs(a - b) <= 1e-4).all(), (name, x.shape, float(np.abs(a - b).max()))
 
 
 def test_onnx_evaluation_equals_pytorch(exported, torch_model, sirst_root):

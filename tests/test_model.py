@@ -5,6 +5,7 @@ import torch
 
 from oscar_edge import postprocess as pp
 from oscar_edge.models import build_model
+from oscar_edge.models.head import MAX_LOG_DISTANCE
 from oscar_edge.models.complexity import count_gflops, count_params
 from oscar_edge.models.losses import decode_coarse, decode_refine
 from oscar_edge.presets import PRESETS, get_preset
@@ -38,7 +39,7 @@ def test_output_shapes_non_square(name):
     expected = [(2, 1, h // 4, w // 4), (2, 4, h // 4, w // 4), (2, 1, h // 4, w // 4),
                 (2, 1, h // 8, w // 8), (2, 4, h // 8, w // 8)]
     assert [tuple(o.shape) for o in outs] == expected
-    assert bool((outs[4] > 0).all())  # distances are exp() of the regression
+    assert bool((outs[4] <= MAX_LOG_DISTANCE).all())  # log-distances, clamped (exp in decode)
 
 
 def test_unknown_preset_names_the_known_ones():
@@ -49,12 +50,12 @@ def test_unknown_preset_names_the_known_ones():
 def test_torch_box_decode_matches_numpy_reference():
     """The losses' torch decode and the numpy post-processing use the same cascade rules."""
     rng = np.random.default_rng(0)
-    c_bbox = rng.uniform(0.5, 30, (1, 4, 6, 10)).astype(np.float32)
+    c_bbox = np.log(rng.uniform(0.5, 30, (1, 4, 6, 10))).astype(np.float32)  # log-distances
     r_bbox = rng.normal(0, 1, (1, 4, 12, 20)).astype(np.float32)
     torch_boxes = decode_refine(decode_coarse(torch.from_numpy(c_bbox)), torch.from_numpy(r_bbox))
     anchors = pp.coarse_anchors(c_bbox[0])
     np_boxes = anchors + pp.REFINE_STRIDE * r_bbox[0]
     np.testing.assert_allclose(torch_boxes[0].numpy(), np_boxes, atol=1e-5)
     # anchor of P2 point (3, 5) is the coarse box of P3 point (1, 2) decoded at (20, 12)
-    l, t, r, b = c_bbox[0, :, 1, 2]
+    l, t, r, b = np.exp(c_bbox[0, :, 1, 2].astype(np.float64))
     np.testing.assert_allclose(anchors[:, 3, 5], [20 - l, 12 - t, 20 + r, 12 + b], atol=1e-5)

@@ -42,12 +42,15 @@ def make_outputs(rng, h8, w8, batch=None, mean=-1.0, std=3.0, quant=0.0, saturat
             x = np.where(rng.random(x.shape) < saturate, rng.uniform(17.0, 40.0, x.shape), x)
         return x.astype(np.float32)
 
-    low = -box / 4 if negative_boxes else 0.0
+    # coarse_bbox holds log-distances (distances box/64 .. box px); inverted boxes come from
+    # deltas larger than the anchor (``negative_boxes``).
+    if negative_boxes:
+        delta = max(delta, box / 8)
     return (logits((1, h4, w4)),
             rng.normal(0.0, delta, lead + (4, h4, w4)).astype(np.float32),
             logits((1, h4, w4)),
             logits((1, h8, w8)),
-            rng.uniform(low, box, lead + (4, h8, w8)).astype(np.float32))
+            np.log(rng.uniform(box / 64, box, lead + (4, h8, w8))).astype(np.float32))
 
 
 def assert_same(ref, got):
@@ -157,7 +160,7 @@ def test_equal_scores_keep_lower_flat_index_first(native):
     sx, sy = (jj % 2 - 0.5).astype(np.float32), (ii % 2 - 0.5).astype(np.float32)
     outs = (np.full((1, h4, w4), 1.5, np.float32), np.stack([sx, sy, sx, sy]),
             np.full((1, h4, w4), 0.5, np.float32), np.full((1, h8, w8), 2.0, np.float32),
-            np.full((4, h8, w8), 1.0, np.float32))
+            np.full((4, h8, w8), 0.0, np.float32))  # log-distance 0: 1 px each side
     boxes, scores, count = native.decode_batch(tuple(o[None] for o in outs), topk=7)
     centres = np.stack([(boxes[0, :, 0] + boxes[0, :, 2]) / 2,
                         (boxes[0, :, 1] + boxes[0, :, 3]) / 2], 1)

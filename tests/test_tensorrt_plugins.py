@@ -282,7 +282,7 @@ def test_emulated_kernels_match_cpu_library(emulated, seed, batch, hw, mean, qua
 
     inputs = (logits((1, h4, w4)), rng.normal(0, 1, (batch, 4, h4, w4)).astype(np.float32),
               logits((1, h4, w4)), logits((1, h8, w8)),
-              rng.uniform(0, 24, (batch, 4, h8, w8)).astype(np.float32))
+              np.log(rng.uniform(0.25, 24, (batch, 4, h8, w8))).astype(np.float32))
     attrs = dict(score_threshold=pp.SCORE_THR, topk=topk, iou_threshold=iou, max_detections=max_det)
     want = reference_outputs(inputs, attrs)
     assert_bit_equal(run_emulated(emulated, inputs, attrs), want)
@@ -486,7 +486,7 @@ def test_plugins_match_cpu_library_on_a_320x256_grid(gpu, dtype):
         inputs = tuple(a.astype(dtype) for a in (
             rng.normal(-1.5, 2.0, (batch, 1, h4, w4)), rng.normal(0, 1, (batch, 4, h4, w4)),
             rng.normal(0, 2, (batch, 1, h4, w4)), rng.normal(0, 2, (batch, 1, h8, w8)),
-            rng.uniform(0, 24, (batch, 4, h8, w8))))
+            np.log(rng.uniform(0.25, 24, (batch, 4, h8, w8)))))
         want = reference_outputs(inputs, attrs)
         if hw[0] == 1024:
             assert (want["decode_count"] == 1000).all()  # more candidates than K

@@ -227,9 +227,12 @@ OSCAR_HD uint32_t oscar_rank_key_index(uint64_t key)
 
 /*
  * Box of P2 point (i, j): anchor = coarse box of P3 point (i/2, j/2) decoded at its centre
- * px = (j/2 + 0.5) * 8, py = (i/2 + 0.5) * 8 as (px - l, py - t, px + r, py + b); box =
- * anchor + 4 * delta; x clamped to [0, clamp_w], y to [0, clamp_h].
- *   coarse = (l, t, r, b) at (i/2, j/2), delta = (dx1, dy1, dx2, dy2) at (i, j).
+ * px = (j/2 + 0.5) * 8, py = (i/2 + 0.5) * 8 as (px - l, py - t, px + r, py + b) with
+ * (l, t, r, b) = oscar_expf(coarse); box = anchor + 4 * delta; x clamped to [0, clamp_w],
+ * y to [0, clamp_h].
+ *   coarse = log-distances (log l, log t, log r, log b) at (i/2, j/2) (the network's
+ *   coarse_bbox output; the exp() of spec section 2 happens here, see models/head.py),
+ *   delta = (dx1, dy1, dx2, dy2) at (i, j).
  */
 OSCAR_HD void oscar_decode_point(int32_t i, int32_t j, float const coarse[4], float const delta[4],
     float clamp_h, float clamp_w, float out[4])
@@ -238,10 +241,10 @@ OSCAR_HD void oscar_decode_point(int32_t i, int32_t j, float const coarse[4], fl
     float const stride_r = (float)OSCAR_REFINE_STRIDE;
     float const px = oscar_fmul(oscar_fadd((float)(j >> 1), 0.5f), stride_c);
     float const py = oscar_fmul(oscar_fadd((float)(i >> 1), 0.5f), stride_c);
-    float const a0 = oscar_fsub(px, coarse[0]);
-    float const a1 = oscar_fsub(py, coarse[1]);
-    float const a2 = oscar_fadd(px, coarse[2]);
-    float const a3 = oscar_fadd(py, coarse[3]);
+    float const a0 = oscar_fsub(px, oscar_expf(coarse[0]));
+    float const a1 = oscar_fsub(py, oscar_expf(coarse[1]));
+    float const a2 = oscar_fadd(px, oscar_expf(coarse[2]));
+    float const a3 = oscar_fadd(py, oscar_expf(coarse[3]));
     out[0] = oscar_clampf(oscar_fadd(a0, oscar_fmul(stride_r, delta[0])), clamp_w);
     out[1] = oscar_clampf(oscar_fadd(a1, oscar_fmul(stride_r, delta[1])), clamp_h);
     out[2] = oscar_clampf(oscar_fadd(a2, oscar_fmul(stride_r, delta[2])), clamp_w);

@@ -5,7 +5,8 @@
  * from ../common/oscar_math.h. Layouts are those of the TensorRT plugins (cpp_plugins/README.md):
  *
  *   raw inputs   refine_score [B,1,H4,W4], refine_bbox [B,4,H4,W4], refine_noco [B,1,H4,W4],
- *                coarse_score [B,1,H8,W8], coarse_bbox [B,4,H8,W8]; float32, C order;
+ *                coarse_score [B,1,H8,W8], coarse_bbox [B,4,H8,W8] (log-distances: decode
+ *                applies exp); float32, C order;
  *                H4 = 2*H8, W4 = 2*W8.
  *   clamp_hw     [B,2] float32 (height, width) to clamp boxes to, or NULL for (4*H4, 4*W4).
  *   decode out   boxes [B,topk,4], scores [B,topk] float32, count [B] int32; rows past count

@@ -198,8 +198,7 @@ __global__ void __launch_bounds__(kSelectBlock) decodeSelectKernel(DecodeArgs<T>
     float* outScores = a.scores + static_cast<int64_t>(b) * k;
     for (int32_t r = tid; r < k; r += nthreads)
     {
-        float box[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        float score = 0.0f;
+        float* const box = outBoxes + 4 * r;
         if (r < m)
         {
             uint64_t const rk = sKeys[r];
@@ -211,17 +210,20 @@ __global__ void __launch_bounds__(kSelectBlock) decodeSelectKernel(DecodeArgs<T>
             T const* rb = a.refineBbox + b * 4 * hw4;
             float const coarse[4] = {loadF(cb, q), loadF(cb, hw8 + q), loadF(cb, 2 * hw8 + q), loadF(cb, 3 * hw8 + q)};
             float const delta[4] = {loadF(rb, p), loadF(rb, hw4 + p), loadF(rb, 2 * hw4 + p), loadF(rb, 3 * hw4 + p)};
-            oscar_decode_point(i, j, coarse, delta, clampH, clampW, box);
+            oscar_decode_point(i, j, coarse, delta, clampH, clampW, box); // writes the output row
             float const sRefine = oscar_score_from_key(static_cast<uint32_t>(rk >> 32));
             float const sCoarse = oscar_sigmoid(loadF(a.coarseScore, b * hw8 + q));
             float const sNoco = oscar_sigmoid(loadF(a.refineNoco, b * hw4 + p));
-            score = oscar_score_product(sRefine, sCoarse, sNoco);
+            outScores[r] = oscar_score_product(sRefine, sCoarse, sNoco);
         }
-        outBoxes[4 * r + 0] = box[0];
-        outBoxes[4 * r + 1] = box[1];
-        outBoxes[4 * r + 2] = box[2];
-        outBoxes[4 * r + 3] = box[3];
-        outScores[r] = score;
+        else
+        {
+            box[0] = 0.0f;
+            box[1] = 0.0f;
+            box[2] = 0.0f;
+            box[3] = 0.0f;
+            outScores[r] = 0.0f;
+        }
     }
     if (tid == 0)
     {

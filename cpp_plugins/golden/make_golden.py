@@ -79,7 +79,8 @@ def _inputs(seed: int, batch: int, hw: Tuple[int, int], mean: float, std: float,
             np.round(rng.normal(0.0, 1.0, (batch, 4, h4, w4)) * 8).astype(np.float32) / 8,
             logits((1, h4, w4)),
             logits((1, h8, w8)),
-            np.round(rng.uniform(0.0, box, (batch, 4, h8, w8)) * 4).astype(np.float32) / 4)
+            # log-distances (the decode applies exp); quarter steps of the log
+            np.round(np.log(rng.uniform(box / 64, box, (batch, 4, h8, w8))) * 4).astype(np.float32) / 4)
 
 
 def cases() -> Iterator[Tuple[str, Tuple[np.ndarray, ...], Dict[str, float]]]:

@@ -209,6 +209,17 @@ def _check_out(out: str | os.PathLike) -> Path:
     return out
 
 
+def _stream_handlers() -> List[logging.StreamHandler]:
+    """The StreamHandlers of ModelOpt's and Polygraphy's loggers (those that exist now)."""
+    found = []
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.split(".")[0] in ("modelopt", "polygraphy"):
+            for h in getattr(logging.getLogger(name), "handlers", ()):
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                    found.append(h)
+    return found
+
+
 @contextlib.contextmanager
 def _quiet(verbose: bool):
     """Keep ModelOpt / ONNX Runtime chatter off the terminal unless --verbose: their loggers
@@ -226,10 +237,22 @@ def _quiet(verbose: bool):
     saved_tqdm = getattr(patched, "tqdm", None)
     if saved_tqdm is not None:
         patched.tqdm = lambda iterable=None, *a, **k: iterable
+    null = open(os.devnull, "w")
+    # ModelOpt creates its log handlers on first use, bound to whatever sys.stdout is then:
+    # silence the existing ones for the block, and afterwards point every handler bound to the
+    # null file back to stdout before closing it (otherwise its later warnings end in
+    # "--- Logging error --- I/O operation on closed file").
+    before = {h: h.setStream(null) for h in _stream_handlers()}
     try:
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        with contextlib.redirect_stdout(null):
             yield
     finally:
+        for h in _stream_handlers():
+            if h in before:
+                h.setStream(before[h])
+            elif h.stream is null:
+                h.setStream(sys.stdout)
+        null.close()
         for n, lvl in saved.items():
             logging.getLogger(n).setLevel(lvl)
         if saved_tqdm is not None:

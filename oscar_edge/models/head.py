@@ -5,7 +5,18 @@ Outputs, for input (B, 3, H, W):
     refine_bbox  (B, 4, H/4, W/4)  deltas (dx1, dy1, dx2, dy2) in units of the refine stride
     refine_noco  (B, 1, H/4, W/4)  NoCo logit
     coarse_score (B, 1, H/8, W/8)  modulated coarse logit
-    coarse_bbox  (B, 4, H/8, W/8)  distances (l, t, r, b) in input pixels
+    coarse_bbox  (B, 4, H/8, W/8)  log-distances: log of (l, t, r, b) in input pixels
+
+Deviation (named): in the spec the head itself applies exp() to the scaled coarse regression
+and ``coarse_bbox`` holds distances. Here exp() is the first step of the decode (spec section 2
+"the cascade", postprocess rule 1, ``losses.decode_coarse``; the C++/CUDA decode through
+``oscar_decode_point``), exactly like the sigmoids of the score outputs, which are logits. The
+network, its weights and its boxes are the same; what changes is which side of the graph
+boundary the exp sits on. Reasons: exp() multiplies any arithmetic difference in its argument
+by the distance itself, so two correct float32 runtimes (PyTorch/oneDNN vs ONNX Runtime/MLAS,
+or an FP16/INT8 engine) disagree on distances by up to ~3e-4 px while they agree on the
+log-distances to ~4e-6; and the decode evaluates exp() only for the kept candidates, with the
+same bit-exact float32 exp on CPU and GPU.
 
 Decoding these into boxes is not part of the network: see ``oscar_edge.postprocess`` (numpy
 reference) and ``oscar_edge.models.boxes`` (the same rules in torch, for the losses).
@@ -19,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # Deviation (named): the released head computes exp() of the scaled coarse regression without
-# a bound. We clamp the exponent at 10 (22026 px, far beyond any input) so that an early
+# a bound. We clamp the log-distance at 10 (22026 px, far beyond any input) so that an early
 # training spike or an FP16 engine cannot produce inf.
 MAX_LOG_DISTANCE: float = 10.0
 
@@ -90,7 +101,7 @@ class OscarHead(nn.Module):
         c_cls_feat = self.coarse_cls_tower(p3)
         c_reg_feat = self.coarse_reg_tower(p3)
         c_logit = self.coarse_cls(c_cls_feat)
-        c_bbox = self.coarse_scale(self.coarse_reg(c_reg_feat)).clamp(max=MAX_LOG_DISTANCE).exp()
+        c_bbox = self.coarse_scale(self.coarse_reg(c_reg_feat)).clamp(max=MAX_LOG_DISTANCE)  # exp in decode
 
         r_reg_feat = self.refine_reg_tower(torch.cat([p2, _resize(c_reg_feat, p2)], dim=1))
         r_bbox = self.refine_scale(self.refine_reg(r_reg_feat))

@@ -51,12 +51,13 @@ def diou_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> to
 
 
 def decode_coarse(coarse_bbox: torch.Tensor) -> torch.Tensor:
-    """(B, 4, H8, W8) distances -> (B, 4, H8, W8) boxes xyxy (torch twin of postprocess rule 1)."""
+    """(B, 4, H8, W8) log-distances -> (B, 4, H8, W8) boxes xyxy (torch twin of postprocess
+    rule 1: distances = exp(coarse_bbox))."""
     _, _, h, w = coarse_bbox.shape
     pts = grid_points(h, w, COARSE_STRIDE, coarse_bbox.device)
     px = pts[:, 0].view(1, h, w)
     py = pts[:, 1].view(1, h, w)
-    l, t, r, b = coarse_bbox.unbind(dim=1)
+    l, t, r, b = coarse_bbox.exp().unbind(dim=1)
     return torch.stack([px - l, py - t, px + r, py + b], dim=1)
 
 

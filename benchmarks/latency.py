@@ -12,6 +12,9 @@ Backends (``--backends``, comma separated):
 | ``torch`` | PyTorch eager FP32 (the reference every ratio is taken against), ``--torch-device`` |
 | ``ort`` | ONNX Runtime CPU, FP32 raw-head graph |
 | ``ort-int8`` | ONNX Runtime CPU, INT8 Q/DQ graph (ModelOpt PTQ, ``oscar_edge.export.quantize``) |
+| ``ort-int8-ortq`` | ONNX Runtime CPU, INT8 graph from ONNX Runtime's own quantizer \
+(``quantize.py --int8-target onnxruntime``: Q/DQ around every op, u8 activations, s8 per-channel \
+weights, fused into integer kernels by ORT; the same calibration images) |
 | ``ort-fp16`` | ONNX Runtime CPU, FP16 graph (ModelOpt AutoCast, FP32 I/O) |
 | ``trt-fp32`` / ``trt-fp16`` / ``trt-int8`` | TensorRT engine ending in the decode + NMS plugins, \
 static shape, built with ``export/build_engine.py``'s code; "not available: TensorRT not \
@@ -55,7 +58,7 @@ convolutions only, the paper's MMCV convention) x batch / model-only p50; the sa
 2 FLOP per MAC is given in a separate, labelled column.
 
 Goals (printed at the end): ONNX Runtime FP32 >= 2.5x PyTorch eager (model only, p50); INT8 Q/DQ
->= 1.7x FP32 (``ort-int8`` vs ``ort``, ``trt-int8`` vs ``trt-fp32``); oscar-edge frame to
+>= 1.7x FP32 (``ort-int8`` and ``ort-int8-ortq`` vs ``ort``, ``trt-int8`` vs ``trt-fp32``); oscar-edge frame to
 detections < 10 ms p50 at 640x512; post-processing < 5 % of that path (stage p50 / total p50).
 A missed goal names the stage that holds it back (stage p50s of the full path).
 
@@ -111,7 +114,9 @@ from oscar_edge.errors import UserError, run_cli  # noqa: E402
 
 PROG = "latency"
 FORMAT = "oscar-edge latency benchmark v1"
-BACKENDS = ("torch", "ort", "ort-int8", "ort-fp16", "trt-fp32", "trt-fp16", "trt-int8")
+BACKENDS = ("torch", "ort", "ort-int8", "ort-int8-ortq", "ort-fp16", "trt-fp32", "trt-fp16",
+            "trt-int8")
+ORT_REDUCED = ("ort-int8", "ort-int8-ortq", "ort-fp16")
 DEFAULT_BACKENDS = "torch,ort,ort-int8"
 SHIPPED_PRESET = "oscar-edge"
 STAGES = ("preprocess", "inference", "postprocess")
@@ -908,7 +913,8 @@ def calibration_paths(args: argparse.Namespace, data: Path) -> List[str]:
 
 def reduced_graph(fp32: Path, precision: str, args: argparse.Namespace, data: Path,
                   work: Path) -> Path:
-    """INT8 (``quantize_int8``) or FP16 (``convert_fp16``) version of ``fp32``, cached."""
+    """INT8 (``quantize_int8``; ``int8-ortq``: ``quantize_int8_ort``) or FP16
+    (``convert_fp16``) version of ``fp32``, cached."""
     from oscar_edge.export import quantize
 
     paths = calibration_paths(args, data)
@@ -919,12 +925,16 @@ def reduced_graph(fp32: Path, precision: str, args: argparse.Namespace, data: Pa
     out = work / f"{stem}-{file_sha256(fp32)[:12]}.{precision}-{recipe}.onnx"
     if out.is_file():
         return out
-    log(f"{precision}: {'ModelOpt PTQ' if precision == 'int8' else 'ModelOpt AutoCast'} of "
+    how = {"int8": "ModelOpt PTQ", "int8-ortq": "ONNX Runtime quantize_static",
+           "fp16": "ModelOpt AutoCast"}[precision]
+    log(f"{precision}: {how} of "
         f"{fp32.name} on {len(paths)} calibration images -> {out} ...")
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
         if precision == "int8":
             quantize.quantize_int8(fp32, out, paths, split=args.calib_split, seed=args.seed)
+        elif precision == "int8-ortq":
+            quantize.quantize_int8_ort(fp32, out, paths, split=args.calib_split, seed=args.seed)
         else:
             quantize.convert_fp16(fp32, out, paths, split=args.calib_split, seed=args.seed)
     log(f"{precision} graph ready in {time.perf_counter() - t0:.0f} s")
@@ -1029,7 +1039,7 @@ def make_handle(name: str, src: ModelSource, args: argparse.Namespace, data: Pat
         from oscar_edge.backends.ort_backend import OrtBackend
 
         path = src.fp32_onnx if name == "ort" else \
-            reduced_graph(src.fp32_onnx, name.split("-")[1], args, data, work)
+            reduced_graph(src.fp32_onnx, name[len("ort-"):], args, data, work)
         b = OrtBackend(path, threads=args.threads or None)
         import onnxruntime
 
@@ -1301,8 +1311,8 @@ def prepare_artifacts(backends: Sequence[str], sizes: Sequence[Tuple[int, int]],
         else None
     for name in backends:
         try:
-            if name in ("ort-int8", "ort-fp16"):
-                reduced_graph(src.fp32_onnx, name.split("-")[1], args, data, work)
+            if name in ORT_REDUCED:
+                reduced_graph(src.fp32_onnx, name[len("ort-"):], args, data, work)
         except Exception as exc:
             log(f"{name}: could not make its graph: {_first_line(exc)}")
             for hw in sizes:
@@ -1479,9 +1489,9 @@ def goals(results: List[Dict[str, object]], preset: str,
         else:
             g.update(value="-", status="n/a", why="needs torch and ort in --backends")
         rows.append(g)
-        for int8, fp32 in (("ort-int8", "ort"), ("trt-int8", "trt-fp32")):
+        for int8, fp32 in (("ort-int8", "ort"), ("ort-int8-ortq", "ort"), ("trt-int8", "trt-fp32")):
             a, b = _res(results, int8, size), _res(results, fp32, size)
-            if a is None and b is None and int8 == "trt-int8":
+            if a is None and (b is None or int8 == "ort-int8-ortq") and int8 != "ort-int8":
                 continue
             g = {"goal": f"INT8 Q/DQ >= {GOAL_INT8_VS_FP32:g}x faster than FP32 (model only, "
                          f"p50: {int8} vs {fp32})", "size": size, "backend": int8,
@@ -1493,7 +1503,12 @@ def goals(results: List[Dict[str, object]], preset: str,
                 if ratio < GOAL_INT8_VS_FP32:
                     why = (f"inference: {int8} p50 {a['model_only']['stats']['p50_ms']:.2f} ms vs "
                            f"{fp32} {b['model_only']['stats']['p50_ms']:.2f} ms")
-                    if int8 == "ort-int8" and isa and not isa.get("int8_dot_product"):
+                    if int8 == "ort-int8":
+                        why += ("; ONNX Runtime has no integer kernel for ModelOpt's TensorRT-style "
+                                "Q/DQ (Q/DQ on layer inputs only): it runs FP32 Conv plus the "
+                                "Q/DQ arithmetic (benchmarks/ort_op_profile.py); "
+                                "ort-int8-ortq measures ONNX Runtime's own INT8 graph")
+                    if int8.startswith("ort-int8") and isa and not isa.get("int8_dot_product"):
                         why += ("; this CPU has no INT8 dot-product instructions (none of "
                                 f"{', '.join(INT8_DOT_FLAGS)} in its flags)")
                     g["why"] = why
@@ -1825,7 +1840,15 @@ def write_plot(record: Dict[str, object], path: str) -> None:
         ax.set_yscale("log")
         _plain_ticks(ax.xaxis)
         _plain_ticks(ax.yaxis)
-        ax.set_xlabel("input area (Mpx)")
+        # x ticks only at the measured sizes (minor log labels would overlap there)
+        from matplotlib.ticker import NullFormatter
+
+        sizes = sorted({(r["input_hw"][0] * r["input_hw"][1] / 1e6, size_label(r["input_hw"]))
+                        for r in ok})
+        ax.set_xticks([a for a, _ in sizes])
+        ax.set_xticklabels([f"{lbl}\n{a:.2f}" for a, lbl in sizes], fontsize=7)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("input size (W x H) and area (Mpx)")
         ax.set_ylabel("p50 latency (ms)")
         ax.set_title("latency vs input area (p50)")
         ax.grid(True, which="both", alpha=0.3)

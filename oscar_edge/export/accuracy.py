@@ -1,7 +1,8 @@
 """FP32 vs INT8 vs FP16 accuracy of the exported graphs, through ONNX Runtime's CPU provider.
 
     python export/accuracy.py --fp32 model.onnx --int8 model.int8.onnx --fp16 model.fp16.onnx \
-        --data ../shared/data/sirst-v2 --split val_full [--json acc.json]
+        [--int8-ort model.int8-ort.onnx] --data ../shared/data/sirst-v2 --split val_full \
+        [--json acc.json]
 
 Every graph runs through the same ``Detector`` (preprocessing, decode + NMS) and the same
 metrics as ``oscar-edge evaluate``; the result is a Markdown table (precision, backend,
@@ -71,12 +72,13 @@ def _ort_or_reason(path: str, probe_hw=(64, 64)):
 
 def compare(fp32: str, int8: Optional[str], fp16: Optional[str], data: str, split: str,
             checkpoint: Optional[str] = None, fp16_backend: str = "auto",
-            progress: bool = True) -> List[Dict]:
-    """Evaluate each given graph on ``split``; rows in the order FP32, INT8, FP16."""
+            progress: bool = True, int8_ort: Optional[str] = None) -> List[Dict]:
+    """Evaluate each given graph on ``split``; rows in the order FP32, INT8 (TensorRT-style
+    ModelOpt Q/DQ), INT8 (ONNX Runtime quantizer), FP16."""
     from ..backends.ort_backend import OrtBackend
     from ..data.annotations import load_samples
 
-    for p in (fp32, int8, fp16):
+    for p in (fp32, int8, fp16, int8_ort):
         if p and not Path(p).is_file():
             raise UserError(f"ONNX model not found: {p}")
     samples = load_samples(data, split)
@@ -84,6 +86,9 @@ def compare(fp32: str, int8: Optional[str], fp16: Optional[str], data: str, spli
     if int8:
         rows.append(_row("int8 (Q/DQ)", "onnxruntime CPU", int8,
                          _evaluate(OrtBackend(int8), samples, progress)))
+    if int8_ort:
+        rows.append(_row("int8 (ORT quantizer)", "onnxruntime CPU", int8_ort,
+                         _evaluate(OrtBackend(int8_ort), samples, progress)))
     if fp16:
         backend, reason = (None, "forced by --fp16-backend torch") if fp16_backend == "torch" \
             else _ort_or_reason(fp16)
@@ -122,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", required=True, help="FP32 graph from export/export_onnx.py")
     p.add_argument("--int8", help="INT8 Q/DQ graph from export/quantize.py")
     p.add_argument("--fp16", help="FP16 graph from export/quantize.py")
+    p.add_argument("--int8-ort", help="INT8 graph from quantize.py --int8-target onnxruntime")
     p.add_argument("--data", default=default_data_root(), help="SIRST-V2 root")
     p.add_argument("--split", default="val_full")
     p.add_argument("--checkpoint", help="weights for the PyTorch FP16 fallback (default: shipped)")
@@ -141,7 +147,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"output folder does not exist: {Path(args.json).resolve().parent}")
     rows = compare(args.fp32, args.int8, args.fp16, args.data, args.split, args.checkpoint,
-                   args.fp16_backend, progress=not args.no_progress)
+                   args.fp16_backend, progress=not args.no_progress, int8_ort=args.int8_ort)
     print(markdown(rows, args.split))
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split, "rows": rows}, indent=2) + "\n")

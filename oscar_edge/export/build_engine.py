@@ -265,6 +265,10 @@ def _source_graph(path: Path, precision: str):
     if not reduced:
         return model, "fp32"
     meta = get_metadata(model).get("precision", "")
+    if get_metadata(model).get("int8_target") == "onnxruntime":
+        raise UserError(f"{path} is an INT8 graph made for ONNX Runtime's CPU provider "
+                        "(quantize.py --int8-target onnxruntime); TensorRT engines are built from "
+                        "the FP32 export or a ModelOpt INT8 graph (--int8-target tensorrt)")
     if meta in ("fp16", "int8") and meta == precision:
         return model, meta
     raise UserError(f"{path} is already a reduced-precision graph ({reduced}, precision "

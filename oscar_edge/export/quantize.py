@@ -54,6 +54,10 @@ from ..preprocess import FIT_SIZE, SIZE_DIVISOR, prepare, read_grey
 
 INPUT_NAME = "image"
 PRECISIONS = ("int8", "fp16")
+# Who runs the INT8 graph: TensorRT (ModelOpt, Q/DQ on the inputs of quantizable layers, what
+# TensorRT fuses) or ONNX Runtime's CPU provider (its own quantizer, Q/DQ around every op, what
+# its QDQ transformer fuses into QLinearConv / QLinearAdd ... integer kernels).
+INT8_TARGETS = ("tensorrt", "onnxruntime")
 CALIB_METHODS = ("entropy", "max")
 DEFAULT_CALIB_IMAGES = 64
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -336,9 +340,84 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, paths: S
             )
         if not os.path.isfile(work_out):
             raise RuntimeError("ModelOpt wrote no quantized model")
-        _finish(src, work_out, out, {"precision": "int8", "int8_weights": "int8+DQ" if dq_only
+        _finish(src, work_out, out, {"precision": "int8", "int8_target": "tensorrt",
+                                     "int8_weights": "int8+DQ" if dq_only
                                      else "fp32+Q/DQ", **_calib_props(paths, split, seed, size,
                                                                        method)})
+    return out
+
+
+def _in_clean_process(kwargs: Dict[str, object]) -> None:
+    """Run :func:`quantize_int8_ort` with ``kwargs`` in a fresh Python (same stderr)."""
+    import json
+    import subprocess
+
+    code = ("import json, sys\n"
+            "from oscar_edge.export.quantize import quantize_int8_ort\n"
+            "kw = json.loads(sys.argv[1])\n"
+            "kw['size'] = tuple(kw['size']) if kw['size'] else None\n"
+            "quantize_int8_ort(**kw)\n")
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], stdout=subprocess.DEVNULL,
+                       stderr=None if kwargs.get("verbose") else subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        last = (p.stderr or "").strip().splitlines()[-1:] or [f"exit code {p.returncode}"]
+        raise RuntimeError(f"ONNX Runtime quantization failed: {last[0]}")
+
+
+def quantize_int8_ort(onnx_path: str | os.PathLike, out: str | os.PathLike, paths: Sequence[str],
+                      size: Optional[Tuple[int, int]] = None, method: str = "max",
+                      split: str = "", seed: int = 0, verbose: bool = False) -> Path:
+    """INT8 for ONNX Runtime's CPU provider: ``onnxruntime.quantization.quantize_static``.
+
+    QDQ format, per-channel symmetric INT8 weights, asymmetric UINT8 activations (the u8s8
+    pair that MLAS's VNNI / AVX-512 integer kernels take), calibrated on ``paths`` with the
+    same preprocessing and image list as the TensorRT graph. ModelOpt's graph puts Q/DQ only
+    on layer inputs, as TensorRT wants; ONNX Runtime can fuse a node into an integer kernel
+    only when its output is quantized too, so on the CPU it runs ModelOpt's graph as FP32
+    layers plus Q/DQ arithmetic (slower than FP32; see README, latency). This graph is for
+    ONNX Runtime only: build TensorRT engines from the ModelOpt one."""
+    if method not in CALIB_METHODS:
+        raise UserError(f"--calib-method must be one of {CALIB_METHODS}, got {method!r}")
+    src = load_fp32_graph(onnx_path)
+    out = _check_out(out)
+    if "modelopt.onnx.quantization" in sys.modules:
+        # ModelOpt patches onnxruntime.quantization's calibrators in place when it quantizes,
+        # after which quantize_static loses the graph input's range ("Quantization parameters
+        # are not specified for param image"): calibrate in a clean interpreter instead.
+        _in_clean_process(dict(onnx_path=str(onnx_path), out=str(out), paths=list(paths),
+                               size=list(size) if size else None, method=method, split=split,
+                               seed=seed, verbose=verbose))
+        return out
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calib = {"max": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy}[method]
+    with tempfile.TemporaryDirectory(prefix="oscar-int8-ort-") as tmp:
+        pre = os.path.join(tmp, "fp32.pre.onnx")
+        work_out = os.path.join(tmp, "int8.onnx")
+        root = logging.getLogger()
+        root_level = root.level
+        if not verbose:  # the quantizer warns per GroupNorm constant on the root logger
+            root.setLevel(logging.ERROR)
+        try:
+            with _quiet(verbose):
+                quant_pre_process(str(onnx_path), pre)
+                quantize_static(pre, work_out, make_reader(paths, size, "int8 (ORT) calibration"),
+                                quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=calib)
+        finally:
+            root.setLevel(root_level)
+        if not os.path.isfile(work_out):
+            raise RuntimeError("ONNX Runtime's quantizer wrote no model")
+        props = _calib_props(paths, split, seed, size, method)
+        props.pop("modelopt_version", None)
+        import onnxruntime
+
+        _finish(src, work_out, out, {"precision": "int8", "int8_target": "onnxruntime",
+                                     "int8_weights": "int8+DQ",
+                                     "onnxruntime_quantizer": onnxruntime.__version__, **props})
     return out
 
 
@@ -399,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the inference fit size (1000, 600)")
     p.add_argument("--calib-method", choices=CALIB_METHODS, default="max",
                    help="INT8 activation range method (default %(default)s)")
+    p.add_argument("--int8-target", choices=INT8_TARGETS, default="tensorrt",
+                   help="INT8: tensorrt (default; ModelOpt Q/DQ, what TensorRT engines are built "
+                        "from) or onnxruntime (ONNX Runtime's quantizer: a graph its CPU "
+                        "provider runs with integer kernels)")
     p.add_argument("--dq-only", action="store_true",
                    help="INT8: store weights as INT8 + DequantizeLinear (about 4x smaller file, "
                         "same outputs) instead of FP32 weights + Q/DQ (ModelOpt's default)")
@@ -424,7 +507,13 @@ def _main(args: argparse.Namespace) -> int:
     for p in paths:  # a missing / corrupt image fails here with its name, not mid-calibration
         read_grey(p)
     t0 = time.perf_counter()
-    if args.precision == "int8":
+    if args.precision == "int8" and args.int8_target == "onnxruntime":
+        if args.dq_only:
+            raise UserError("--dq-only applies to --int8-target tensorrt (ONNX Runtime's "
+                            "quantizer always stores INT8 weights)")
+        out = quantize_int8_ort(args.onnx, args.out, paths, size, args.calib_method,
+                                args.calib_split, args.seed, args.verbose)
+    elif args.precision == "int8":
         out = quantize_int8(args.onnx, args.out, paths, size, args.calib_method,
                             args.calib_split, args.seed, args.verbose, args.dq_only)
     else:
@@ -432,7 +521,8 @@ def _main(args: argparse.Namespace) -> int:
                            args.verbose)
     mb = out.stat().st_size / 1e6
     what = f"fit {FIT_SIZE}" if size is None else f"{size[0]}x{size[1]}"
-    print(f"wrote {out} ({mb:.2f} MB): {args.precision}, {len(paths)} calibration images from "
+    target = f" for {args.int8_target}" if args.precision == "int8" else ""
+    print(f"wrote {out} ({mb:.2f} MB): {args.precision}{target}, {len(paths)} calibration images from "
           f"{args.calib_split} (seed {args.seed}, {what}) in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -28,20 +28,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from latency import parse_size  # noqa: E402  (one WIDTHxHEIGHT parser for the benchmarks)
+from oscar_edge.errors import UserError  # noqa: E402  (latency.py put the checkout on sys.path)
+
+REPO = HERE.parent
 DEFAULT_ONNX = REPO / "oscar_edge" / "weights" / "oscar-edge.onnx"
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-    """'WIDTHxHEIGHT' -> (height, width), both multiples of 32."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT") from None
-    if w <= 0 or h <= 0 or w % 32 or h % 32:
-        raise argparse.ArgumentTypeError(f"size {text!r}: width and height must be positive "
-                                         "multiples of 32")
-    return h, w
 
 
 def aggregate(events: Sequence[dict], warmup: int) -> Tuple[Dict[str, Dict[str, float]],
@@ -117,13 +110,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--onnx", type=Path, default=DEFAULT_ONNX,
                     help="ONNX model (default: the shipped oscar-edge.onnx)")
-    ap.add_argument("--size", type=parse_size, default=(512, 640), help="WIDTHxHEIGHT (640x512)")
+    ap.add_argument("--size", default="640x512", help="WIDTHxHEIGHT, multiples of 32 (640x512)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads (ORT default)")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = ap.parse_args(argv)
+    try:
+        hw = parse_size(args.size)
+    except UserError as exc:
+        print(f"ort_op_profile: {exc}", file=sys.stderr)
+        return 2
     if not args.onnx.is_file():
         print(f"ort_op_profile: ONNX file not found: {args.onnx}", file=sys.stderr)
         return 2
@@ -131,7 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("ort_op_profile: --runs and --batch must be >= 1, --warmup >= 0", file=sys.stderr)
         return 2
     try:
-        rep = profile(args.onnx, args.size, args.threads, args.runs, args.warmup, args.batch)
+        rep = profile(args.onnx, hw, args.threads, args.runs, args.warmup, args.batch)
     except ImportError:
         print("ort_op_profile: needs onnxruntime (pip install '.[export]')", file=sys.stderr)
         return 2

@@ -264,8 +264,9 @@ def _source_graph(path: Path, precision: str):
     reduced = _reduced_precision(model)
     if not reduced:
         return model, "fp32"
-    meta = get_metadata(model).get("precision", "")
-    if get_metadata(model).get("int8_target") == "onnxruntime":
+    props = get_metadata(model)
+    meta = props.get("precision", "")
+    if props.get("int8_target") == "onnxruntime":
         raise UserError(f"{path} is an INT8 graph made for ONNX Runtime's CPU provider "
                         "(quantize.py --int8-target onnxruntime); TensorRT engines are built from "
                         "the FP32 export or a ModelOpt INT8 graph (--int8-target tensorrt)")

@@ -10,11 +10,11 @@ STAMP := $(VENV)/.oscar-edge-installed
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,test,export]'
+	$(PY) -m pip install -q -e '.[train,test,export,openvino]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/oscar-edge run --source synthetic:// --headless --save demo.mp4
+	$(VENV)/bin/oscar-edge run --source 'synthetic://?live=1' --headless --save demo.mp4
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -81,6 +81,10 @@ setup(
         # (JetPack's python3-libnvinfer + cuda-python) and may carry onnxruntime-gpu, which
         # must never sit beside onnxruntime.
         "ort": ["onnxruntime>=1.20,<2"],
+        # The fastest CPU path on x86 (README, "Backends and precision"): OpenVINO runs the
+        # INT8 Q/DQ graph with integer kernels. Not a base requirement: 180 MB installed, and
+        # a Jetson runs TensorRT.
+        "openvino": ["openvino~=2026.4"],
         "jetson": ["cuda-python>=12.6,<14"],
         "train": ["torch==2.13.*", "matplotlib>=3.7,<4"],
         "test": ["pytest>=7,<10", "hypothesis>=6.80,<7"],

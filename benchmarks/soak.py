@@ -80,9 +80,9 @@ def mib(kb: float) -> str:
 
 
 def lost_frames(jsonl: Path, expected: int):
-    import json
+    from oscar_edge.io.outputs import read_jsonl
 
-    seen = [json.loads(line)["frame"] for line in jsonl.read_text().splitlines()]
+    seen = [line["frame"] for line in read_jsonl(str(jsonl))[1]]
     missing = sorted(set(range(expected)) - set(seen))
     duplicates = len(seen) - len(set(seen))
     return len(seen), missing, duplicates

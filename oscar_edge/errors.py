@@ -13,7 +13,8 @@ EXIT_USER_ERROR = 2
 # Packages that only some tools need, and the extra that installs them.
 OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "onnx": "export",
                     "onnxruntime": "export", "onnxsim": "export", "modelopt": "export",
-                    "onnx_graphsurgeon": "export", "onnxruntime_extensions": "export"}
+                    "onnx_graphsurgeon": "export", "onnxruntime_extensions": "export",
+                    "openvino": "openvino"}
 
 
 def _expected() -> tuple:

@@ -3,8 +3,11 @@
     python -m oscar_edge.evaluate --checkpoint runs/x/best.pt --data ../shared/data/sirst-v2 \
         --split val_full --json metrics.json --plot pr.png
     python -m oscar_edge.evaluate --onnx model.int8.onnx --split val_full   # ONNX Runtime CPU
+    python -m oscar_edge.evaluate --backend openvino --precision int8 --ov-hint f32
 
-Without --checkpoint or --onnx the shipped model is evaluated.
+Without --checkpoint, --onnx or --precision the shipped model is evaluated with PyTorch; an
+ONNX graph (--onnx, or the shipped graph of --precision) runs on ONNX Runtime unless
+--backend openvino is given.
 """
 from __future__ import annotations
 
@@ -67,11 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", action="store_true", help="run the PyTorch model in FP16")
     p.add_argument("--onnx", help="evaluate this exported ONNX graph (FP32, INT8 or FP16) with "
-                                  "ONNX Runtime's CPU provider instead of a checkpoint")
+                                  "ONNX Runtime's CPU provider (or --backend openvino) instead "
+                                  "of a checkpoint")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime", "openvino"),
+                   default="auto", help="auto (default): PyTorch for a checkpoint, ONNX Runtime "
+                   "for an ONNX graph")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="evaluate the shipped model's FP32, FP16 or INT8 (Q/DQ) ONNX graph; with "
+                        "--onnx it must match that graph")
+    p.add_argument("--ov-hint", default=None, metavar="{f32,bf16}",
+                   help="OpenVINO precision hint (default f32)")
+    p.add_argument("--ov-cache", default="default", metavar="DIR",
+                   help="OpenVINO model cache folder, 'off' for none")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of ONNX Runtime / OpenVINO (default: their own)")
     p.add_argument("--peak-refine", choices=("on", "off"), default=None,
                    help="move every detection's box so that its centre sits on the image peak "
-                        "inside it (issue 7, oscar_edge.postprocess.peak_refine); default: the "
-                        "pipeline's default (on)")
+                        "inside it (README, \"Peak-centred localization\"; "
+                        "oscar_edge.postprocess.peak_refine); default: the pipeline's default "
+                        "(on)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--plot", help="write the precision-recall curves as PNG here")
     p.add_argument("--no-progress", action="store_true")
@@ -89,15 +106,28 @@ def _main(args: argparse.Namespace) -> int:
     for out in (args.json, args.plot):
         if out:
             _check_writable(out)
-    if args.onnx:  # ONNX Runtime, no torch
+    graph = bool(args.onnx or args.precision or args.backend in ("onnxruntime", "openvino"))
+    if graph and args.backend == "torch":
+        raise UserError("--backend torch evaluates a checkpoint: drop --onnx / --precision")
+    if graph:  # an ONNX graph on ONNX Runtime or OpenVINO, no torch
         if args.checkpoint or args.half:
-            raise UserError("--onnx evaluates an exported graph: drop --checkpoint / --half")
-        from .backends.ort_backend import OrtBackend
+            raise UserError("--onnx / --precision evaluate an exported graph: drop --checkpoint "
+                            "/ --half")
+        from .backends.factory import create_backend
 
-        backend = OrtBackend(args.onnx)
-        source, preset = {"onnx": str(args.onnx), "precision": backend.precision}, backend.preset
-        label = f"{args.onnx} ({preset}, {backend.precision}, onnxruntime CPU)"
+        kind = "onnxruntime" if args.backend == "auto" else args.backend
+        choice = create_backend(kind, model=args.onnx, threads=args.threads,
+                                precision=args.precision, ov_hint=args.ov_hint,
+                                ov_cache=args.ov_cache)
+        for note in choice.notes:
+            print(f"oscar-edge evaluate: note: {note}", file=sys.stderr)
+        backend = choice.backend
+        source = {"onnx": str(getattr(backend, "path", args.onnx)), **choice.info()}
+        preset = backend.preset
+        label = f"{Path(backend.path).name} ({preset}, {choice.label})"
     else:
+        if args.ov_hint:
+            raise UserError("--ov-hint is for --backend openvino")
         from .backends.torch_backend import TorchBackend
         from .checkpoint import load_model
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 from .errors import UserError, run_cli
 from .runtime import DEFAULT_SCORE_THR
+from .sizes import argparse_type
 
 PROG = "oscar-edge run"
 EPILOG = """examples:
@@ -37,16 +38,6 @@ EPILOG = """examples:
   oscar-edge run --source csi://0 --backend tensorrt --engine oscar-edge.engine
   oscar-edge run --source val_images/ --jsonl dets.jsonl --score-thr 0
 """
-
-
-def parse_wxh(text: str) -> Tuple[int, int]:
-    """'320x256' -> (320, 256) (width, height)."""
-    from .io.sources import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,18 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0: keep trying, backoff 0.1 s doubling to 5 s)")
     g = p.add_argument_group("model")
     g.add_argument("--backend", default="auto",
-                   choices=("auto", "onnxruntime", "tensorrt", "torch"),
+                   choices=("auto", "tensorrt", "openvino", "onnxruntime", "torch"),
                    help="auto: TensorRT when --engine is given and TensorRT is installed, "
-                        "else ONNX Runtime (PyTorch for a --model *.pt)")
-    g.add_argument("--model", help="ONNX graph (onnxruntime) or checkpoint .pt (torch); "
-                                   "default: the shipped oscar-edge model")
+                        "PyTorch for a --model *.pt, else OpenVINO when installed, else ONNX "
+                        "Runtime (README, \"Backends and precision\")")
+    g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="run the shipped model's FP32, FP16 or INT8 (Q/DQ) graph (default "
+                        "fp32); with --model / --engine it must match that file")
+    g.add_argument("--model", help="ONNX graph (openvino, onnxruntime) or checkpoint .pt "
+                                   "(torch); default: the shipped oscar-edge model")
     g.add_argument("--engine", help="TensorRT engine (with its JSON sidecar ENGINE.json)")
     g.add_argument("--plugins", help="TensorRT plugin library (default: $OSCAR_EDGE_TRT_PLUGINS "
                                      "or build/plugins/liboscar_edge_trt_plugins.so)")
     g.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of ONNX Runtime / PyTorch (default: their own default)")
+                   help="CPU threads of OpenVINO / ONNX Runtime / PyTorch (default: their own "
+                        "default)")
+    g.add_argument("--ov-hint", default=None, metavar="{f32,bf16}",
+                   help="OpenVINO precision hint, always passed explicitly (default f32: "
+                        "OpenVINO would otherwise run FP32 graphs in bf16 on CPUs that have it)")
+    g.add_argument("--ov-cache", default="default", metavar="DIR",
+                   help="OpenVINO model cache folder, 'off' for none (default: "
+                        "$OSCAR_EDGE_OV_CACHE or ~/.cache/oscar-edge/openvino)")
     g.add_argument("--device", default="cpu", help="PyTorch device (torch backend)")
-    g.add_argument("--input-size", type=parse_wxh, metavar="WxH",
+    g.add_argument("--input-size", type=argparse_type(name="--input-size"), metavar="WxH",
                    help="letterbox frames into this fixed network input (multiples of 32, e.g. "
                         "640x512); default: keep-ratio fit to 1000x600 as in evaluation, or the "
                         "engine's size")
@@ -83,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode + NMS for raw-output backends (default: native C++ if built)")
     g.add_argument("--peak-refine", default="on", choices=("on", "off"),
                    help="move every box so that its centre sits on the image peak inside it "
-                        "(issue 7; inside an engine built with it, else after NMS on the CPU; "
+                        "(README, \"Peak-centred localization\"; inside an engine built with it, "
+                        "else after NMS on the CPU; "
                         "default %(default)s)")
     g = p.add_argument_group("output")
     g.add_argument("--display", action="store_true", help="show a window (q / Esc: stop)")
@@ -182,16 +185,22 @@ def _main(args: argparse.Namespace) -> int:
             check_writable(path, what)
     # 2. Model.
     choice = create_backend(args.backend, model=args.model, engine=args.engine,
-                            plugins=args.plugins, threads=args.threads, device=args.device)
+                            plugins=args.plugins, threads=args.threads, device=args.device,
+                            precision=args.precision, ov_hint=args.ov_hint,
+                            ov_cache=args.ov_cache)
     outputs: List[Output] = []
     opened = False
     try:
         for note in choice.notes:
             print(f"{PROG}: note: {note}", file=sys.stderr)
         input_size = (args.input_size[1], args.input_size[0]) if args.input_size else None
-        detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
-                            input_size=input_size, postprocess=args.postprocess,
-                            peak_refine=args.peak_refine == "on")
+        try:
+            detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
+                                input_size=input_size, postprocess=args.postprocess,
+                                peak_refine=args.peak_refine == "on")
+        except ValueError as exc:  # a fixed-size model and another --input-size, ...
+            raise UserError(str(exc)) from None
+        _compile_fixed(choice, detector)
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.
         source.open()
         opened = True
@@ -202,7 +211,8 @@ def _main(args: argparse.Namespace) -> int:
         if args.snapshot:
             outputs.append(SnapshotOutput(args.snapshot, at=args.snapshot_frame or 1))
         if args.jsonl:
-            outputs.append(JsonlOutput(args.jsonl))
+            outputs.append(JsonlOutput(args.jsonl, header=run_info(uri, choice, detector,
+                                                                    args.score_thr)))
         size = (f"{detector.input_size[1]}x{detector.input_size[0]} fixed" if detector.input_size
                 else f"keep-ratio fit {detector.fit[0]}x{detector.fit[1]}")
         print(f"{PROG}: {source.describe()} -> {choice.label}, input {size}, decode+NMS "
@@ -212,7 +222,7 @@ def _main(args: argparse.Namespace) -> int:
             max_frames=args.max_frames or None, score_thr=args.score_thr,
             report_every=args.report_every, stats_path=args.stats,
             reconnect_timeout=args.reconnect_timeout, show_truth=args.show_truth,
-            label=choice.label, short_label=choice.short))
+            label=choice.label, short_label=choice.short, info=choice.info()))
         outputs = []  # the runtime owns and closes them now
         opened = False
         runtime.run()
@@ -223,6 +233,29 @@ def _main(args: argparse.Namespace) -> int:
             source.close()
         close_backend(choice.backend)
     return 0
+
+
+def run_info(uri: str, choice, detector, score_thr: float) -> dict:
+    """What the JSONL header records about a run (statistics files carry the same keys)."""
+    info = {"source": uri, **choice.info(),
+            "input_size": (f"{detector.input_size[1]}x{detector.input_size[0]}"
+                           if detector.input_size else None),
+            "fit": None if detector.input_size else f"{detector.fit[0]}x{detector.fit[1]}",
+            "postprocess": detector.postprocess_backend,
+            "peak_refine": detector.peak_refine, "score_thr": score_thr}
+    return info
+
+
+def _compile_fixed(choice, detector) -> None:
+    """OpenVINO compiles per input shape: with a fixed input size, do it before the source
+    starts (and say how long it took, and whether the model cache served it)."""
+    prepare = getattr(choice.backend, "prepare", None)
+    if detector.input_size is None or not callable(prepare):
+        return
+    rec = prepare((1, 3) + tuple(detector.input_size))
+    cache = {True: "from the model cache", False: "compiled", None: "compiled"}[rec.from_cache]
+    print(f"{PROG}: OpenVINO model for 1x3x{detector.input_size[0]}x{detector.input_size[1]} "
+          f"{cache} in {rec.seconds:.2f} s", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

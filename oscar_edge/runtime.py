@@ -79,6 +79,7 @@ class RuntimeOptions:
     show_truth: bool = False             # draw the source's ground truth (synthetic)
     label: str = ""                      # backend description for the reports
     short_label: str = ""                # a few words for the status line on the frames
+    info: Optional[dict] = None          # backend, precision, OpenVINO hint (statistics JSON)
     depth: int = 4                       # finite sources: frames in flight (one per stage)
     drain_timeout: float = 5.0           # seconds to finish frames in flight after a stop
     install_signal_handlers: bool = True
@@ -323,6 +324,8 @@ class Runtime:
         return {
             "source": self.source.describe(),
             "backend": self.opt.label,
+            **{("backend_kind" if k == "backend" else k): v
+               for k, v in (self.opt.info or {}).items() if k != "backend_label"},
             "postprocess": getattr(self.detector, "postprocess_backend", "?"),
             "input_size": list(self.detector.input_size) if self.detector.input_size else None,
             "score_thr": self.opt.score_thr,

@@ -8,6 +8,15 @@ from typing import Optional
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def openvino_cache_in_tmp(tmp_path_factory):
+    """OpenVINO's model cache of every test (and the tools they start) in a temporary folder,
+    never the user's ~/.cache."""
+    if "OSCAR_EDGE_OV_CACHE" not in os.environ:
+        os.environ["OSCAR_EDGE_OV_CACHE"] = str(tmp_path_factory.mktemp("ov-cache"))
+    yield
+
+
 def find_sirst_root() -> Optional[Path]:
     """SIRST-V2 root from env ``OSCAR_DATA``, else ``../shared/data/sirst-v2`` beside the
     repository; None when it has no ``splits`` folder."""

@@ -37,9 +37,20 @@ def run_tool(*args, env: Optional[dict] = None, timeout: float = 120,
 
 
 def read_jsonl(path) -> List[dict]:
-    """Every line must be one complete JSON object."""
-    lines = Path(path).read_text().splitlines()
-    return [json.loads(line) for line in lines]
+    """The frame lines (every line must be one complete JSON object; a header line, when the
+    file starts with one, is left out: see read_jsonl_header)."""
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    if lines and set(lines[0]) == {"header"}:
+        lines = lines[1:]
+    assert all("header" not in line for line in lines), "a header line after the first"
+    return lines
+
+
+def read_jsonl_header(path) -> dict:
+    """The header line the runtime writes first."""
+    first = json.loads(Path(path).read_text().splitlines()[0])
+    assert set(first) == {"header"}, f"no header line in {path}: {first}"
+    return first["header"]
 
 
 def count_video_frames(path) -> int:

@@ -20,9 +20,12 @@ Tolerances:
 """
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -41,9 +44,10 @@ REPO = Path(__file__).resolve().parents[1]
 CALIB = ["--calib-split", "mini_trainval", "--calib-images", "4", "--seed", "0"]
 
 
-def script(name: str, *args: str) -> subprocess.CompletedProcess:
+def script(name: str, *args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "export" / name), *map(str, args)],
-                          capture_output=True, text=True, cwd=str(REPO), timeout=600)
+                          capture_output=True, text=True, cwd=str(REPO), timeout=600,
+                          env={**os.environ, **(env or {})})
 
 
 def assert_one_line_exit_2(p: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -281,9 +285,41 @@ def test_accuracy_table_on_mini_test(exported, int8_model, int8_ort_model, fp16_
                "--no-progress")
     assert p.returncode == 0, p.stderr
     rows = [ln for ln in p.stdout.splitlines() if ln.startswith("| ")]
-    assert rows[0].startswith("| precision | backend | mNoCoAP | AP50")
+    assert rows[0].startswith("| precision | backend | OpenVINO hint | peak refinement | "
+                              "mNoCoAP | AP50")
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["fp32", "int8 (Q/DQ)",
                                                             "int8 (ORT quantizer)", "fp16"]
+
+
+def test_accuracy_table_openvino_rows_refine_on_and_off(exported, int8_model, sirst_root,
+                                                       tmp_path):
+    pytest.importorskip("openvino")
+    out = tmp_path / "acc.json"
+    p = script("accuracy.py", "--fp32", exported, "--int8", int8_model, "--data", sirst_root,
+               "--split", "mini_test", "--backends", "onnxruntime,openvino",
+               "--ov-hints", "f32,bf16", "--peak-refine", "on,off", "--threads", "2",
+               "--json", out, "--no-progress", env={"OSCAR_EDGE_OV_CACHE": "off"})
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(out.read_text())["rows"]
+    key = [(r["backend"], r["precision"], r["ov_hint"], r["peak_refine"]) for r in rows]
+    assert key[:4] == [("onnxruntime CPU", "fp32", None, True),
+                       ("onnxruntime CPU", "fp32", None, False),
+                       ("onnxruntime CPU", "int8 (Q/DQ)", None, True),
+                       ("onnxruntime CPU", "int8 (Q/DQ)", None, False)]
+    assert len(rows) == 4 + 2 * 2 * 2  # OpenVINO: 2 graphs x 2 hints x refine on/off
+    by = {k: r for k, r in zip(key, rows)}
+    for refine in (True, False):
+        ort, ov = by[("onnxruntime CPU", "fp32", None, refine)], \
+            by[("OpenVINO CPU", "fp32", "f32", refine)]
+        # OpenVINO f32 runs the FP32 graph to ~1e-5 of ONNX Runtime: same metrics
+        assert abs(ov["mNoCoAP"] - ort["mNoCoAP"]) < 2e-3
+        assert ov["delta_mNoCoAP"] == pytest.approx(ov["mNoCoAP"] - ort["mNoCoAP"])
+    # refine on and off give different figures from the same raw outputs
+    assert by[("onnxruntime CPU", "fp32", None, True)]["mNoCoAP"] != \
+        by[("onnxruntime CPU", "fp32", None, False)]["mNoCoAP"]
+    for r in rows:
+        if r["ov_hint"] == "bf16" and r["mNoCoAP"] is None:
+            assert "no bf16" in r["note"]
 
 
 def test_dq_only_with_onnxruntime_target_is_one_line_exit_2(exported, sirst_root, tmp_path):

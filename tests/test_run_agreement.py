@@ -76,3 +76,17 @@ def test_torch_runtime_equals_detect_split(val_folder, tmp_path):
     finally:
         torch.set_num_threads(threads)
     compare(lines, samples, dets)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_openvino_runtime_equals_detect_split(val_folder, tmp_path, precision):
+    pytest.importorskip("openvino", reason="the OpenVINO backend needs the openvino extra")
+    from oscar_edge.backends.factory import create_backend
+    from oscar_edge.evaluate import detect_split
+
+    folder, samples = val_folder
+    lines = runtime_detections(folder, tmp_path, "--backend", "openvino", "--precision",
+                               precision)
+    choice = create_backend("openvino", precision=precision, threads=1)
+    dets, _ = detect_split(Detector(choice.backend), samples, progress=False)
+    compare(lines, samples, dets)

@@ -24,9 +24,16 @@ needs_native = pytest.mark.skipif(not is_available(), reason="native CPU library
 # -- factory --------------------------------------------------------------------------------
 def test_auto_backend_choice(monkeypatch):
     monkeypatch.setattr(factory, "tensorrt_available", lambda: False)
+    monkeypatch.setattr(factory, "openvino_available", lambda: False)
     assert factory.resolve_kind("auto", None, None) == ("onnxruntime", None)
     kind, note = factory.resolve_kind("auto", None, "m.engine")
-    assert kind == "onnxruntime" and "TensorRT" in note
+    assert kind == "onnxruntime" and "TensorRT" in note and "ONNX Runtime" in note
+    assert factory.resolve_kind("auto", "x.pt", None)[0] == "torch"
+    # order: TensorRT (given an engine), OpenVINO (installed), ONNX Runtime
+    monkeypatch.setattr(factory, "openvino_available", lambda: True)
+    assert factory.resolve_kind("auto", None, None) == ("openvino", None)
+    kind, note = factory.resolve_kind("auto", None, "m.engine")
+    assert kind == "openvino" and "TensorRT" in note and "OpenVINO" in note
     assert factory.resolve_kind("auto", "x.pt", None)[0] == "torch"
     monkeypatch.setattr(factory, "tensorrt_available", lambda: True)
     assert factory.resolve_kind("auto", None, "m.engine") == ("tensorrt", None)
@@ -45,7 +52,8 @@ def test_factory_errors_are_user_errors(tmp_path):
 
 
 @needs_onnx
-def test_onnxruntime_is_the_default_and_returns_raw_outputs():
+def test_onnxruntime_is_the_default_without_openvino(monkeypatch):
+    monkeypatch.setattr(factory, "openvino_available", lambda: False)
     choice = factory.create_backend(threads=1)
     assert choice.kind == "onnxruntime" and output_kind(choice.backend) == RAW_OUTPUTS
     assert "oscar-edge.onnx" in choice.label and choice.backend.input_size is None

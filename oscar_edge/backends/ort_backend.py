@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..postprocess import OUTPUT_NAMES
-from ..preprocess import IN_CHANNELS, MEAN, SIZE_DIVISOR, STD
+from .onnx_meta import check_input_batch, check_normalisation
 
 INPUT_NAME = "image"
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -90,16 +90,7 @@ class OrtBackend:
 
     def _check_normalisation(self) -> None:
         """An exported graph records the preprocessing it was trained with; refuse a mismatch."""
-        for key, value in (("mean", MEAN), ("std", STD)):
-            if key in self.metadata:
-                try:
-                    ok = abs(float(self.metadata[key]) - value) <= 1e-6 * max(1.0, abs(value))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    raise OnnxModelError(
-                        f"{self.path} was exported for {key} {self.metadata[key]}, but this "
-                        f"oscar_edge preprocesses with {key} {value}")
+        check_normalisation(self.metadata, self.path, OnnxModelError)
 
     @property
     def input_size(self) -> Optional[Tuple[int, int]]:
@@ -122,16 +113,7 @@ class OrtBackend:
         self.session = None
 
     def __call__(self, x: np.ndarray) -> Tuple[np.ndarray, ...]:
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != IN_CHANNELS:
-            raise ValueError(f"expected a (B, {IN_CHANNELS}, H, W) batch, got shape {x.shape}")
-        if x.shape[2] % SIZE_DIVISOR or x.shape[3] % SIZE_DIVISOR:
-            raise ValueError(f"input height and width must be multiples of {SIZE_DIVISOR}, "
-                             f"got {x.shape[2]}x{x.shape[3]}")
-        for axis, dim in enumerate(self.input_shape):
-            if isinstance(dim, int) and dim > 0 and x.shape[axis] != dim:
-                raise ValueError(f"{self.path} has a static input shape {self.input_shape}; "
-                                 f"got {tuple(x.shape)}")
+        x = check_input_batch(x, self.input_shape, self.path)
         feed = np.ascontiguousarray(x, dtype=self.input_dtype)
         outs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: feed})
         return tuple(np.asarray(o, dtype=np.float32) for o in outs)

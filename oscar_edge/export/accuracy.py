@@ -1,12 +1,19 @@
-"""FP32 vs INT8 vs FP16 accuracy of the exported graphs, through ONNX Runtime's CPU provider.
+"""FP32 vs INT8 vs FP16 accuracy of the exported graphs, through ONNX Runtime and OpenVINO.
 
     python export/accuracy.py --fp32 model.onnx --int8 model.int8.onnx --fp16 model.fp16.onnx \
         [--int8-ort model.int8-ort.onnx] --data ../shared/data/sirst-v2 --split val_full \
+        [--backends onnxruntime,openvino] [--ov-hints f32,bf16] [--peak-refine on,off] \
         [--json acc.json]
 
 Every graph runs through the same ``Detector`` (preprocessing, decode + NMS) and the same
 metrics as ``oscar-edge evaluate``; the result is a Markdown table (precision, backend,
-mNoCoAP, AP50, delta mNoCoAP vs FP32, model file size in MB = 10^6 bytes).
+OpenVINO hint, peak refinement, mNoCoAP, AP50, delta mNoCoAP vs ONNX Runtime FP32 with the same
+peak refinement, model file size in MB = 10^6 bytes). Each graph runs once per image; the
+peak refinement settings share those raw outputs. ``--fp32`` / ``--int8`` / ``--fp16`` default
+to nothing except ``--fp32``, which defaults to the shipped FP32 graph.
+
+OpenVINO rows with a bf16 hint on a CPU without bf16 (AVX512_BF16 or AMX) are listed as not
+measurable there, since OpenVINO would run them in f32.
 
 If ONNX Runtime's CPU provider cannot load or run the FP16 graph, that row falls back to the
 PyTorch model in half precision (``--checkpoint``, default the shipped weights) and the
@@ -26,26 +33,48 @@ from ..data import default_data_root
 from ..errors import UserError, run_cli
 
 
-def _row(precision: str, backend: str, path: Optional[str], metrics: Dict, note: str = "") -> Dict:
+def _row(precision: str, backend: str, path: Optional[str], metrics: Optional[Dict],
+         note: str = "", hint: Optional[str] = None, refine: Optional[bool] = True) -> Dict:
     return {
         "precision": precision,
         "backend": backend,
+        "ov_hint": hint,
+        "peak_refine": refine,
         "model": str(path) if path else "",
         "size_mb": Path(path).stat().st_size / 1e6 if path else float("nan"),
-        "mNoCoAP": float(metrics["mNoCoAP"]),
-        "AP50": float(metrics["AP50"]),
-        "num_images": int(metrics["num_images"]),
+        "mNoCoAP": float(metrics["mNoCoAP"]) if metrics else None,
+        "AP50": float(metrics["AP50"]) if metrics else None,
+        "num_images": int(metrics["num_images"]) if metrics else None,
         "note": note,
     }
 
 
-def _evaluate(infer, samples, progress: bool) -> Dict:
-    from ..evaluate import evaluate_model
-    from ..pipeline import Detector
+def _evaluate(infer, samples, progress: bool, refines: Sequence[bool] = (True,)) -> List[Dict]:
+    """Metrics of ``infer`` on ``samples``, one dict per peak refinement setting; the backend
+    runs once per image and every setting post-processes the same raw outputs."""
+    from tqdm import tqdm
 
-    m = evaluate_model(Detector(infer), samples, progress=progress)
-    m.pop("curves", None)
-    return m
+    from ..metrics import evaluate_detections, noco_map
+    from ..pipeline import Detector
+    from ..preprocess import read_grey
+
+    detectors = [Detector(infer, peak_refine=r) for r in refines]
+    dets: List[List] = [[] for _ in refines]
+    maps = []
+    for s in tqdm(samples, desc="evaluating", unit="img", disable=not progress, leave=False):
+        grey = read_grey(s.image_path)
+        x, box = detectors[0].preprocess(grey)
+        outputs = detectors[0].run(x, box)
+        for d, out in zip(detectors, dets):
+            r = d.postprocess(outputs, box, x)
+            out.append((r.boxes, r.scores))
+        maps.append(noco_map(grey, s.boxes))
+    results = []
+    for out in dets:
+        m = evaluate_detections(out, samples, noco_maps=maps)
+        m.pop("curves", None)
+        results.append(m)
+    return results
 
 
 def _torch_half(checkpoint: Optional[str]):
@@ -70,61 +99,128 @@ def _ort_or_reason(path: str, probe_hw=(64, 64)):
         return None, text
 
 
-def compare(fp32: str, int8: Optional[str], fp16: Optional[str], data: str, split: str,
+BACKENDS = ("onnxruntime", "openvino")
+BACKEND_LABELS = {"onnxruntime": "onnxruntime CPU", "openvino": "OpenVINO CPU"}
+
+
+def _openvino(path: str, hint: str, threads: Optional[int]):
+    from ..backends.openvino_backend import OpenVinoBackend
+
+    return OpenVinoBackend(path, threads=threads, hint=hint)
+
+
+def _bf16_missing() -> bool:
+    from ..backends.openvino_backend import import_openvino
+
+    ov = import_openvino()
+    caps = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return "BF16" not in caps
+
+
+def compare(fp32: Optional[str], int8: Optional[str], fp16: Optional[str], data: str, split: str,
             checkpoint: Optional[str] = None, fp16_backend: str = "auto",
-            progress: bool = True, int8_ort: Optional[str] = None) -> List[Dict]:
-    """Evaluate each given graph on ``split``; rows in the order FP32, INT8 (TensorRT-style
-    ModelOpt Q/DQ), INT8 (ONNX Runtime quantizer), FP16."""
+            progress: bool = True, int8_ort: Optional[str] = None,
+            backends: Sequence[str] = ("onnxruntime",), ov_hints: Sequence[str] = ("f32",),
+            refines: Sequence[bool] = (True,), threads: Optional[int] = None) -> List[Dict]:
+    """Evaluate each given graph on ``split`` with each backend (OpenVINO: each hint) and each
+    peak refinement setting; rows in the order backend, FP32, INT8 (TensorRT-style ModelOpt
+    Q/DQ), INT8 (ONNX Runtime quantizer), FP16. ``delta_mNoCoAP`` is against ONNX Runtime FP32
+    with the same peak refinement (or the first FP32 row with it when ONNX Runtime is not
+    among the backends)."""
+    from ..backends.factory import SHIPPED_ONNX
     from ..backends.ort_backend import OrtBackend
     from ..data.annotations import load_samples
 
+    fp32 = fp32 or str(SHIPPED_ONNX)
     for p in (fp32, int8, fp16, int8_ort):
         if p and not Path(p).is_file():
             raise UserError(f"ONNX model not found: {p}")
+    for b in backends:
+        if b not in BACKENDS:
+            raise UserError(f"unknown backend {b!r}; choose from {', '.join(BACKENDS)}")
+    if "openvino" in backends:
+        from ..backends.openvino_backend import check_hint
+
+        for h in ov_hints:
+            check_hint(h)
     samples = load_samples(data, split)
-    rows = [_row("fp32", "onnxruntime CPU", fp32, _evaluate(OrtBackend(fp32), samples, progress))]
-    if int8:
-        rows.append(_row("int8 (Q/DQ)", "onnxruntime CPU", int8,
-                         _evaluate(OrtBackend(int8), samples, progress)))
-    if int8_ort:
-        rows.append(_row("int8 (ORT quantizer)", "onnxruntime CPU", int8_ort,
-                         _evaluate(OrtBackend(int8_ort), samples, progress)))
-    if fp16:
-        backend, reason = (None, "forced by --fp16-backend torch") if fp16_backend == "torch" \
-            else _ort_or_reason(fp16)
-        if backend is not None:
-            rows.append(_row("fp16", "onnxruntime CPU", fp16, _evaluate(backend, samples, progress)))
-        else:
-            note = f"PyTorch half-precision fallback: ONNX Runtime CPU did not run {fp16} ({reason})"
-            print(f"accuracy: note: {note}", file=sys.stderr)
-            rows.append(_row("fp16", "PyTorch half (fallback)", fp16,
-                             _evaluate(_torch_half(checkpoint), samples, progress), note))
-    base = rows[0]["mNoCoAP"]
+    graphs = [("fp32", fp32), ("int8 (Q/DQ)", int8), ("int8 (ORT quantizer)", int8_ort),
+              ("fp16", fp16)]
+    rows: List[Dict] = []
+    for backend in backends:
+        for precision, path in graphs:
+            if not path:
+                continue
+            if backend == "openvino":
+                for hint in ov_hints:
+                    if hint == "bf16" and _bf16_missing():
+                        for r in refines:
+                            rows.append(_row(precision, BACKEND_LABELS[backend], path, None,
+                                             "not measurable here: this CPU has no bf16 "
+                                             "(AVX512_BF16 or AMX), OpenVINO would run f32",
+                                             hint, r))
+                        continue
+                    ms = _evaluate(_openvino(path, hint, threads), samples, progress, refines)
+                    rows += [_row(precision, BACKEND_LABELS[backend], path, m, "", hint, r)
+                             for m, r in zip(ms, refines)]
+                continue
+            label, note, infer = BACKEND_LABELS[backend], "", None
+            if precision == "fp16":
+                infer, reason = (None, "forced by --fp16-backend torch") \
+                    if fp16_backend == "torch" else _ort_or_reason(path)
+                if infer is None:
+                    note = (f"PyTorch half-precision fallback: ONNX Runtime CPU did not run "
+                            f"{path} ({reason})")
+                    print(f"accuracy: note: {note}", file=sys.stderr)
+                    label, infer = "PyTorch half (fallback)", _torch_half(checkpoint)
+            else:
+                infer = OrtBackend(path, threads=threads)
+            ms = _evaluate(infer, samples, progress, refines)
+            rows += [_row(precision, label, path, m, note, None, r) for m, r in zip(ms, refines)]
     for r in rows:
-        r["delta_mNoCoAP"] = r["mNoCoAP"] - base
+        base = next((b for b in rows if b["precision"] == "fp32" and b["mNoCoAP"] is not None
+                     and b["peak_refine"] == r["peak_refine"]
+                     and b["backend"] == BACKEND_LABELS["onnxruntime"]), None) \
+            or next((b for b in rows if b["precision"] == "fp32" and b["mNoCoAP"] is not None
+                     and b["peak_refine"] == r["peak_refine"]), None)
+        r["delta_mNoCoAP"] = (r["mNoCoAP"] - base["mNoCoAP"]) \
+            if base is not None and r["mNoCoAP"] is not None else None
     return rows
 
 
 def markdown(rows: Sequence[Dict], split: str) -> str:
-    n = rows[0]["num_images"] if rows else 0
+    n = next((r["num_images"] for r in rows if r["num_images"]), 0)
     lines = [
-        f"Accuracy on `{split}` ({n} images), same preprocessing, decode + NMS and metrics:",
+        f"Accuracy on `{split}` ({n} images), same preprocessing, decode + NMS and metrics "
+        "(Δ against ONNX Runtime FP32 with the same peak refinement):",
         "",
-        "| precision | backend | mNoCoAP | AP50 | Δ mNoCoAP vs FP32 | model size (MB) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| precision | backend | OpenVINO hint | peak refinement | mNoCoAP | AP50 "
+        "| Δ mNoCoAP vs FP32 | model size (MB) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
+
+    def num(v, fmt):
+        return "—" if v is None else format(v, fmt)
+
     for r in rows:
-        lines.append(f"| {r['precision']} | {r['backend']} | {r['mNoCoAP']:.4f} | {r['AP50']:.4f} "
-                     f"| {r['delta_mNoCoAP']:+.4f} | {r['size_mb']:.2f} |")
-    notes = [r["note"] for r in rows if r["note"]]
+        refine = {True: "on", False: "off", None: ""}[r["peak_refine"]]
+        lines.append(f"| {r['precision']} | {r['backend']} | {r['ov_hint'] or ''} | {refine} "
+                     f"| {num(r['mNoCoAP'], '.4f')} | {num(r['AP50'], '.4f')} "
+                     f"| {num(r['delta_mNoCoAP'], '+.4f')} | {r['size_mb']:.2f} |")
+    notes = sorted({r["note"] for r in rows if r["note"]})
     if notes:
         lines += [""] + [f"Note: {t}" for t in notes]
     return "\n".join(lines)
 
 
+def _csv(text: str) -> List[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="accuracy.py", description=__doc__.splitlines()[0])
-    p.add_argument("--fp32", required=True, help="FP32 graph from export/export_onnx.py")
+    p.add_argument("--fp32", help="FP32 graph from export/export_onnx.py (default: the shipped "
+                                   "one)")
     p.add_argument("--int8", help="INT8 Q/DQ graph from export/quantize.py")
     p.add_argument("--fp16", help="FP16 graph from export/quantize.py")
     p.add_argument("--int8-ort", help="INT8 graph from quantize.py --int8-target onnxruntime")
@@ -133,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="weights for the PyTorch FP16 fallback (default: shipped)")
     p.add_argument("--fp16-backend", choices=("auto", "torch"), default="auto",
                    help="auto: ONNX Runtime CPU, PyTorch half if it cannot run the graph")
+    p.add_argument("--backends", type=_csv, default=["onnxruntime"],
+                   help="comma-separated: onnxruntime, openvino (default onnxruntime)")
+    p.add_argument("--ov-hints", type=_csv, default=["f32"],
+                   help="OpenVINO precision hints to evaluate, comma-separated: f32, bf16 "
+                        "(default f32)")
+    p.add_argument("--peak-refine", type=_csv, default=["on"],
+                   help="peak refinement settings, comma-separated: on, off (default on)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of each backend (default: its own)")
     p.add_argument("--json", help="also write the rows as JSON here")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -146,8 +251,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"output folder does not exist: {Path(args.json).resolve().parent}")
+    bad = [v for v in args.peak_refine if v not in ("on", "off")]
+    if bad or not args.peak_refine:
+        raise UserError(f"--peak-refine takes on and/or off, got {','.join(args.peak_refine)}")
     rows = compare(args.fp32, args.int8, args.fp16, args.data, args.split, args.checkpoint,
-                   args.fp16_backend, progress=not args.no_progress, int8_ort=args.int8_ort)
+                   args.fp16_backend, progress=not args.no_progress, int8_ort=args.int8_ort,
+                   backends=args.backends, ov_hints=args.ov_hints,
+                   refines=[v == "on" for v in args.peak_refine], threads=args.threads)
     print(markdown(rows, args.split))
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split, "rows": rows}, indent=2) + "\n")

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -173,12 +173,19 @@ class DisplayOutput(Output):
             pass
 
 
+JSONL_FORMAT = "oscar-edge detections v2"
+
+
 class JsonlOutput(Output):
-    """One JSON object per line and frame, flushed line by line."""
+    """One JSON object per line and frame, flushed line by line.
+
+    With ``header`` the first line is ``{"header": {...}}``: the format name and what the run
+    was (source, backend, precision, OpenVINO hint, input size, ...); every later line is a
+    frame. :func:`read_jsonl` splits such a file again."""
 
     wants_line = True  # gets the frame's JSON object (after drawing and the other outputs)
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, header: Optional[dict] = None) -> None:
         check_writable(path, "JSON lines")
         try:
             self.fh = open(path, "w", encoding="utf-8")
@@ -186,6 +193,10 @@ class JsonlOutput(Output):
             raise OutputError(f"cannot write JSON lines {path}: {exc.strerror or exc}") from None
         self.path = path
         self.lines = 0
+        if header is not None:
+            self.fh.write(json.dumps({"header": {"format": JSONL_FORMAT, **header}},
+                                     separators=(",", ":")) + "\n")
+            self.fh.flush()
 
     def write(self, record, canvas, line) -> None:
         self.fh.write(json.dumps(line, separators=(",", ":")) + "\n")
@@ -200,6 +211,21 @@ class JsonlOutput(Output):
             except OSError:
                 pass
             self.fh.close()
+
+
+def read_jsonl(path: str) -> Tuple[Optional[dict], List[dict]]:
+    """(header or None, frame lines) of a file written by :class:`JsonlOutput`."""
+    header, frames = None, []
+    with open(path, encoding="utf-8") as fh:
+        for i, text in enumerate(fh):
+            if not text.strip():
+                continue
+            obj = json.loads(text)
+            if i == 0 and isinstance(obj, dict) and set(obj) == {"header"}:
+                header = obj["header"]
+            else:
+                frames.append(obj)
+    return header, frames
 
 
 class SnapshotOutput(Output):

@@ -235,3 +235,20 @@ def test_input_size_the_model_cannot_take_is_one_line(tmp_path):
     p = run_tool("--source", "synthetic://?frames=2&size=160x128", "--backend", "openvino",
                  "--model", static, "--threads", "1", "--report-every", "0")
     assert p.returncode == 0, p.stderr
+
+
+def test_start_benchmark_second_start_loads_from_cache(tmp_path):
+    import subprocess
+    import sys
+
+    from run_helpers import REPO
+
+    out = tmp_path / "start.json"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "openvino_start.py"),
+                        "--size", "160x128", "--threads", "1", "--repeats", "1", "--json", out],
+                       capture_output=True, text=True, cwd=str(REPO), timeout=300)
+    assert p.returncode == 0, p.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["from_cache"] for r in runs["cold"]] == [False]
+    assert [r["from_cache"] for r in runs["cached"]] == [True]
+    assert "| second (same cache) | loaded |" in p.stdout

@@ -30,8 +30,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from latency import parse_size  # noqa: E402  (one WIDTHxHEIGHT parser for the benchmarks)
-from oscar_edge.errors import UserError  # noqa: E402  (latency.py put the checkout on sys.path)
+from latency_bench.common import parse_size  # noqa: E402  (the benchmarks' --size parser)
+from oscar_edge.errors import UserError  # noqa: E402  (latency_bench put the checkout on sys.path)
 
 REPO = HERE.parent
 DEFAULT_ONNX = REPO / "oscar_edge" / "weights" / "oscar-edge.onnx"

@@ -1,4 +1,5 @@
-"""Issue 7, peak-centred localization: accuracy of the variants of the peak refinement on a split.
+"""Peak-centred localization (README.md, "Peak-centred localization"): accuracy of the variants
+of the peak refinement on a split.
 
 Runs the model once over the split (PyTorch on the CPU, the spec's fit-size inputs, decode + NMS
 of ``oscar_edge.postprocess``), caches the kept boxes in network pixels, then evaluates every

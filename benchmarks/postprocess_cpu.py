@@ -1,5 +1,5 @@
 """CPU decode + NMS latency for one 640x512 frame: native library vs numpy reference; and the
-peak refinement (issue 7) of 100 boxes on that frame.
+peak refinement (README.md, "Peak-centred localization") of 100 boxes on that frame.
 
 Synthetic but realistic raw head outputs: a 640x512 input (P2 grid 160x128, P3 80x64) with 30
 small targets (logit blobs of a few P2 points with boxes of 4-16 px), background logits well
@@ -180,7 +180,7 @@ def main(argv: List[str] = None) -> int:
     speedup = rows[2][1] / rows[0][1]
     print(f"\nNative is {speedup:.1f}x faster than the numpy reference (median).")
 
-    # -- peak refinement (issue 7) -----------------------------------------------------------
+    # -- peak refinement ---------------------------------------------------------------------
     image, boxes = synthetic_frame()
     _, big = synthetic_frame(size=(64.0, 64.0))
     clamp, scale = INPUT_HW, (1.0, 1.0)
@@ -209,7 +209,7 @@ def main(argv: List[str] = None) -> int:
         ms = time_calls(fn, runs, min(args.warmup, runs))
         rows.append((name, np.median(ms), np.percentile(ms, 99), ms.min()))
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    print(f"\n### Peak refinement (issue 7), one {INPUT_HW[1]}x{INPUT_HW[0]} frame, 100 boxes\n")
+    print(f"\n### Peak refinement, one {INPUT_HW[1]}x{INPUT_HW[0]} frame, 100 boxes\n")
     print(f"{len(ref_boxes)} boxes kept by NMS in the combined call; load average now "
           f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.\n")
     print("| variant | median ms | p99 ms | min ms |")

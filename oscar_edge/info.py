@@ -11,19 +11,16 @@ import sys
 from typing import Optional, Sequence
 
 from .errors import UserError, run_cli
+from .sizes import parse_size
 
 
 def _sizes(text: str):
-    out = []
-    for part in text.split(","):
-        try:
-            w, h = (int(v) for v in part.lower().split("x"))
-        except ValueError:
-            raise UserError(f"sizes must look like 640x512 (width x height), got {part!r}") from None
-        if w <= 0 or h <= 0 or w % 32 or h % 32:
-            raise UserError(f"size {part} must be positive multiples of 32")
-        out.append((h, w))
-    return out
+    """'640x512,512x512' (width x height, multiples of 32) -> [(512, 640), (512, 512)]."""
+    try:
+        return [parse_size(part, order="hw_out", multiple=32, name="--sizes")
+                for part in text.split(",")]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def table(sizes) -> str:

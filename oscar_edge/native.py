@@ -1,7 +1,8 @@
 """ctypes binding of the native CPU decode + NMS library (``liboscar_postprocess.so``).
 
 The library is the C++ twin of :mod:`oscar_edge.postprocess` (spec section 6, and the peak
-refinement of issue 7) and of the TensorRT plugins ``OscarDecode`` / ``OscarNMS`` /
+refinement: README.md, "Peak-centred localization") and of the TensorRT plugins ``OscarDecode`` /
+``OscarNMS`` /
 ``OscarPeakRefine``: same rules, same float32 arithmetic
 (``cpp_plugins/common/oscar_math.h``), same results. ``pip install .`` builds it into the
 package; ``python setup.py build_ext --inplace`` builds it in a checkout. The environment

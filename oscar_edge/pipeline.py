@@ -87,7 +87,7 @@ class Detector:
             self.postprocess_backend, self._postprocess_image = select_postprocess(postprocess)
         else:  # decode + NMS are inside the model (TensorRT plugins)
             self.postprocess_backend, self._postprocess_image = "in-model", None
-        # Peak refinement (issue 7, postprocess.peak_refine): after decode + NMS here, or inside
+        # Peak refinement (README, "Peak-centred localization"): after decode + NMS here, or inside
         # an engine that ends in OscarPeakRefine (which then takes the letterbox input).
         self.peak_refine = bool(peak_refine)
         self._refine_in_model = bool(getattr(infer, "peak_refine", False))

@@ -25,7 +25,8 @@ Rules (all arithmetic in float32):
 5. NMS: candidates in descending final score (ties: lower candidate rank first); a box is
    suppressed when its IoU with an already kept box is > IOU_THR; at most MAX_DET kept.
    IoU uses continuous coordinates (no +1); a pair whose union is 0 has IoU 0.
-6. Peak refinement (optional, after NMS; :func:`peak_refine`, issue 7): each kept box is
+6. Peak refinement (optional, after NMS; :func:`peak_refine`; README.md, "Peak-centred
+   localization"): each kept box is
    moved so that its centre sits on the brightest pixel of channel 0 of the network input
    inside it, keeping its size (shrunk symmetrically only where it would cross the image
    content). Exact rules in :func:`peak_refine` and cpp_plugins/README.md (OscarPeakRefine).
@@ -42,7 +43,8 @@ SCORE_THR: float = 0.05
 PRE_NMS_TOPK: int = 1000
 IOU_THR: float = 0.5
 MAX_DET: int = 100
-# Rule 6 (peak refinement, issue 7): on by default, with the 3x3 centroid (chosen on val_full:
+# Rule 6 (peak refinement, README.md "Peak-centred localization"): on by default, with the
+# 3x3 centroid (chosen on val_full:
 # cpp_plugins/README.md "OscarPeakRefine", benchmarks/peak_refine_val.py).
 PEAK_REFINE_DEFAULT: bool = True
 PEAK_CENTROID_DEFAULT: bool = True
@@ -249,7 +251,8 @@ def _window(v1: np.ndarray, v2: np.ndarray, o: np.float32, n: int
 def peak_refine(boxes: np.ndarray, image: np.ndarray, clamp_hw: Tuple[float, float],
                 scale_yx: Tuple[float, float] = (1.0, 1.0),
                 centroid: bool = PEAK_CENTROID_DEFAULT) -> np.ndarray:
-    """Rule 6 (issue 7): move every box so that its centre sits on the image peak inside it.
+    """Rule 6 (README.md, "Peak-centred localization"): move every box so that its centre
+    sits on the image peak inside it.
 
     Args:
         boxes: (N, 4) float32 xyxy in network-input pixels (the kept boxes of rule 5).

@@ -25,6 +25,7 @@ from typing import Dict, Optional, Sequence
 from .data import default_data_root
 from .errors import UserError, run_cli
 from .presets import DEFAULT_PRESET, PRESETS
+from .sizes import parse_size as _parse_size
 
 
 def lr_factor(iteration: int, total: int, warmup: int, warmup_ratio: float = 0.001,
@@ -58,14 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_size(text: str) -> tuple:
+def parse_size(text: str, name: str = "--crop") -> tuple:
+    """'320x256' (height x width, multiples of 32) -> (320, 256)."""
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"size must look like 320x320, got {text!r}") from None
-    if h <= 0 or w <= 0 or h % 32 or w % 32:
-        raise UserError(f"size {text} must be positive multiples of 32")
-    return h, w
+        return _parse_size(text, text_order="HxW", order="hw_out", multiple=32, name=name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

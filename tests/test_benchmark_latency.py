@@ -1,7 +1,8 @@
-"""benchmarks/latency.py: statistics, the unstable-spread rule, the Jetson parsers (tegrastats,
-nvpmodel, jetson_clocks), TensorRT reported unavailable without TensorRT, and a tiny end-to-end
-run (torch + ort + trt-fp16 at 160x128, 5 runs) in forced Jetson mode with fake Jetson tools,
-checking the Markdown and JSON it writes."""
+"""benchmarks/latency.py (package benchmarks/latency_bench): statistics, the unstable-spread
+rule, the Jetson parsers (tegrastats, nvpmodel, jetson_clocks), the table of backend keys,
+TensorRT reported unavailable without TensorRT, and a tiny end-to-end run (torch + ort +
+trt-fp16 at 160x128, 5 runs) in forced Jetson mode with fake Jetson tools, checking the Markdown
+and JSON it writes."""
 from __future__ import annotations
 
 import importlib.util
@@ -19,15 +20,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "latency.py"
-
-
-@pytest.fixture(scope="module")
-def lat():
-    spec = importlib.util.spec_from_file_location("bench_latency", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+sys.path.insert(0, str(REPO / "benchmarks"))
+from latency_bench import backends, cli, common, goals, jetson, machine, stats  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ real lines
@@ -77,9 +71,9 @@ AGX_ORIN_JP6 = (
 
 
 # ------------------------------------------------------------------------------ statistics
-def test_percentiles_match_numpy(lat):
+def test_percentiles_match_numpy():
     ms = np.arange(1, 101, dtype=np.float64)              # 1 .. 100 ms
-    s = lat.summarize((ms * 1e6).astype(np.int64))
+    s = stats.summarize((ms * 1e6).astype(np.int64))
     assert s["count"] == 100
     assert s["min_ms"] == 1.0 and s["max_ms"] == 100.0
     assert s["mean_ms"] == pytest.approx(50.5)
@@ -88,7 +82,7 @@ def test_percentiles_match_numpy(lat):
     assert s["p50_ms"] == pytest.approx(50.5)
     rng = np.random.default_rng(1)
     ns = (rng.lognormal(1.5, 0.4, 777) * 1e6).astype(np.int64)
-    s = lat.summarize(ns, batch=2, wall_ns=int(ns.sum()))
+    s = stats.summarize(ns, batch=2, wall_ns=int(ns.sum()))
     ref = ns / 1e6
     for p in (50, 90, 95, 99):
         assert s[f"p{p}_ms"] == pytest.approx(np.percentile(ref, p), rel=1e-9)
@@ -96,47 +90,66 @@ def test_percentiles_match_numpy(lat):
     assert s["cv_pct"] == pytest.approx(100 * ref.std() / ref.mean(), rel=1e-9)
     assert s["throughput_fps"] == pytest.approx(2 * 777 / (ns.sum() / 1e9), rel=1e-9)
     with pytest.raises(ValueError):
-        lat.summarize([])
+        stats.summarize([])
 
 
-def test_unstable_spread_warning_bimodal_not_tight(lat):
+def test_unstable_spread_warning_bimodal_not_tight():
     bimodal = np.r_[np.full(270, 10.0), np.full(30, 30.0)] * 1e6       # 10 % of calls at 3x
-    s = lat.summarize(bimodal.astype(np.int64))
+    s = stats.summarize(bimodal.astype(np.int64))
     assert s["cv_pct"] == pytest.approx(50.0)
-    w = lat.spread_warning(s)
+    w = stats.spread_warning(s)
     assert w and "CV 50.0 %" in w and "p99/p50 3.00" in w
     tight = np.random.default_rng(0).normal(10.0, 0.1, 300) * 1e6
-    s = lat.summarize(tight.astype(np.int64))
+    s = stats.summarize(tight.astype(np.int64))
     assert s["cv_pct"] < 2 and s["p99_over_p50"] < 1.1
-    assert lat.spread_warning(s) is None
+    assert stats.spread_warning(s) is None
     # only the tail: a few slow calls, small CV
     tail = np.r_[np.full(295, 10.0), np.full(5, 20.0)] * 1e6
-    s = lat.summarize(tail.astype(np.int64))
-    assert lat.spread_warning(s, cv_limit=50) == f"p99/p50 {s['p99_over_p50']:.2f} > 1.5"
+    s = stats.summarize(tail.astype(np.int64))
+    assert stats.spread_warning(s, cv_limit=50) == f"p99/p50 {s['p99_over_p50']:.2f} > 1.5"
 
 
-def test_other_processes_cpu_share(lat):
-    a = lat.CpuSnapshot(busy_s=100.0, own_s=10.0, wall_s=0.0)
-    b = lat.CpuSnapshot(busy_s=104.0, own_s=12.0, wall_s=2.0)     # 4 s busy, 2 s of it ours
-    assert lat.others_cpu_pct(a, b, cpus=2) == pytest.approx(50.0)
-    assert lat.others_cpu_pct(a, lat.CpuSnapshot(102.0, 12.0, 2.0), 2) == 0.0
-    assert lat.others_cpu_pct(lat.CpuSnapshot(None, 0.0, 0.0), b, 2) is None
-    snap = lat.cpu_snapshot()
+def test_other_processes_cpu_share():
+    a = machine.CpuSnapshot(busy_s=100.0, own_s=10.0, wall_s=0.0)
+    b = machine.CpuSnapshot(busy_s=104.0, own_s=12.0, wall_s=2.0)     # 4 s busy, 2 s of it ours
+    assert machine.others_cpu_pct(a, b, cpus=2) == pytest.approx(50.0)
+    assert machine.others_cpu_pct(a, machine.CpuSnapshot(102.0, 12.0, 2.0), 2) == 0.0
+    assert machine.others_cpu_pct(machine.CpuSnapshot(None, 0.0, 0.0), b, 2) is None
+    snap = machine.cpu_snapshot()
     assert snap.own_s > 0 and (snap.busy_s is None or snap.busy_s > 0)
 
 
-def test_sizes_and_backends_parse(lat):
-    assert lat.parse_size("640x512") == (512, 640)
-    assert lat.size_label((512, 640)) == "640x512"
+def test_sizes_and_backends_parse():
+    assert common.parse_size("640x512") == (512, 640)
+    assert common.size_label((512, 640)) == "640x512"
     for bad in ("640", "641x512", "0x32", "axb"):
-        with pytest.raises(lat.UserError):
-            lat.parse_size(bad)
-    assert lat.parse_backends("torch, ort,torch") == ["torch", "ort"]
-    with pytest.raises(lat.UserError, match="unknown backend"):
-        lat.parse_backends("ort,tensorflow")
+        with pytest.raises(common.UserError):
+            common.parse_size(bad)
+    assert backends.parse_backends("torch, ort,torch") == ["torch", "ort"]
+    with pytest.raises(common.UserError, match="unknown backend"):
+        backends.parse_backends("ort,tensorflow")
 
 
-def test_cpuinfo_isa_flags(lat):
+def test_backend_table_keys_and_roles():
+    keys = ("torch", "ort", "ort-int8", "ort-int8-ortq", "ort-fp16", "trt-fp32", "trt-fp16",
+            "trt-int8")
+    assert backends.BACKENDS[:len(keys)] == keys == tuple(backends.BACKEND_TABLE)[:len(keys)]
+    assert backends.ORT_REDUCED == ("ort-int8", "ort-int8-ortq", "ort-fp16")
+    table = backends.BACKEND_TABLE
+    for key in keys:
+        spec = table[key]
+        trt = key.startswith("trt-")
+        assert spec.key == key
+        assert spec.per_size == trt and spec.trtexec == trt
+        assert (spec.unavailable is not None) == trt
+        assert (spec.prepare is not None) == (trt or key in backends.ORT_REDUCED)
+        assert spec.precision == ("fp32" if key in ("torch", "ort") else key.split("-", 1)[1])
+    args = cli.build_parser().parse_args([])
+    with pytest.raises(common.UserError, match="unknown backend bogus"):
+        backends.make_handle("bogus", None, args, Path("."), Path("."), 1, (512, 640))
+
+
+def test_cpuinfo_isa_flags():
     x86 = textwrap.dedent("""\
         processor\t: 0
         vendor_id\t: GenuineIntel
@@ -152,21 +165,21 @@ def test_cpuinfo_isa_flags(lat):
         core id\t\t: 1
         flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni amx_tile amx_int8 hypervisor
         """)
-    info = lat.parse_cpuinfo(x86)
+    info = machine.parse_cpuinfo(x86)
     assert info["model"] == "Intel(R) Xeon(R) Platinum 8480+"
     assert info["logical_cpus"] == 2 and info["physical_cores"] == 2
-    isa = lat.isa_summary(info["flags"], "x86_64")
+    isa = machine.isa_summary(info["flags"], "x86_64")
     assert {"avx512_vnni", "amx_int8", "amx_tile"} <= set(isa["present"])
     assert "avx512_bf16" in isa["absent"] and isa["virtualized"]
     assert isa["int8_dot_product"] == ["avx512_vnni", "amx_int8"]
     arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimdhp asimddp\nCPU part\t: 0xd42\n"
-    isa = lat.isa_summary(lat.parse_cpuinfo(arm)["flags"], "aarch64")
+    isa = machine.isa_summary(machine.parse_cpuinfo(arm)["flags"], "aarch64")
     assert "asimddp" in isa["present"] and "i8mm" in isa["absent"]
 
 
 # ------------------------------------------------------------------------------ tegrastats
-def test_tegrastats_orin_nano_jp6(lat):
-    s = lat.parse_tegrastats_line(ORIN_NANO_JP6)
+def test_tegrastats_orin_nano_jp6():
+    s = jetson.parse_tegrastats_line(ORIN_NANO_JP6)
     assert s["rails"] == {"VDD_IN": {"cur_mw": 4556.0, "avg_mw": 4556.0},
                           "VDD_CPU_GPU_CV": {"cur_mw": 483.0, "avg_mw": 483.0},
                           "VDD_SOC": {"cur_mw": 1451.0, "avg_mw": 1451.0}}
@@ -174,65 +187,65 @@ def test_tegrastats_orin_nano_jp6(lat):
     assert s["cpu"] == {"load_pct": [0] * 6, "freq_mhz": [729] * 6, "online": 6}
     assert s["gpu"] == {"util_pct": 0, "freq_mhz": None}
     assert s["ram_mb"] == [2147, 7620]
-    assert lat.total_power_mw(s["rails"]) == (4556.0, "VDD_IN")
+    assert jetson.total_power_mw(s["rails"]) == (4556.0, "VDD_IN")
 
 
-def test_tegrastats_agx_orin_jp7_triple_values(lat):
-    s = lat.parse_tegrastats_line(AGX_ORIN_JP7)
+def test_tegrastats_agx_orin_jp7_triple_values():
+    s = jetson.parse_tegrastats_line(AGX_ORIN_JP7)
     assert set(s["rails"]) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"}  # not RAM / APE
     assert s["rails"]["VDD_GPU_SOC"] == {"cur_mw": 5139.0, "avg_mw": 5139.0, "max_mw": 5139.0}
     assert s["temps_c"] == {"cpu": 52.968, "soc2": 48.406, "soc0": 49.531, "gpu": 47.625}
     assert s["gpu"] == {"util_pct": 12, "freq_mhz": 1300}
     assert s["emc"] == {"util_pct": 3, "freq_mhz": 3199}
     assert s["cpu"]["online"] == 12 and s["cpu"]["freq_mhz"][0] == 2201
-    total, rule = lat.total_power_mw(s["rails"])
+    total, rule = jetson.total_power_mw(s["rails"])
     assert total == 5139 + 3268 + 5500 and rule == "VDD_GPU_SOC+VDD_CPU_CV+VIN_SYS_5V0"
 
 
-def test_tegrastats_other_formats(lat):
-    nx = lat.parse_tegrastats_line(ORIN_NX_JP6)
+def test_tegrastats_other_formats():
+    nx = jetson.parse_tegrastats_line(ORIN_NX_JP6)
     assert "cv0" not in nx["temps_c"] and nx["temps_c"]["soc0"] == 42.906   # -256 C dropped
     assert nx["cpu"]["online"] == 4 and nx["cpu"]["load_pct"][4:] == [None] * 4
     assert nx["gpu"] == {"util_pct": 0, "freq_mhz": 305}
     assert nx["emc"] == {"util_pct": 0, "freq_mhz": None}
-    assert lat.total_power_mw(nx["rails"]) == (4319.0, "VDD_IN")
-    old = lat.parse_tegrastats_line(XAVIER_OLD)
+    assert jetson.total_power_mw(nx["rails"]) == (4319.0, "VDD_IN")
+    old = jetson.parse_tegrastats_line(XAVIER_OLD)
     assert old["rails"]["VDD_IN"] == {"cur_mw": 14025.0, "avg_mw": 14416.0}
     assert set(old["rails"]) == {"VDD_IN", "VDD_CPU", "VDD_GPU", "VDD_SOC", "VDD_WIFI", "VDD_DDR"}
     assert old["gpu"] == {"util_pct": 51, "freq_mhz": 1300} and old["temps_c"]["bcpu"] == -45.0
-    nano = lat.parse_tegrastats_line(NANO_OLD)
-    assert "IRAM" not in nano["rails"] and lat.total_power_mw(nano["rails"]) == (4520.0,
+    nano = jetson.parse_tegrastats_line(NANO_OLD)
+    assert "IRAM" not in nano["rails"] and jetson.total_power_mw(nano["rails"]) == (4520.0,
                                                                                  "POM_5V_IN")
-    agx = lat.parse_tegrastats_line(AGX_ORIN_JP6)
-    assert lat.total_power_mw(agx["rails"])[0] == 3188 + 1195 + 3229
+    agx = jetson.parse_tegrastats_line(AGX_ORIN_JP6)
+    assert jetson.total_power_mw(agx["rails"])[0] == 3188 + 1195 + 3229
     assert agx["cpu"]["online"] == 2 and agx["gpu"] == {"util_pct": 0, "freq_mhz": 0}
-    thor = lat.parse_tegrastats_line("RAM 4722/7844MB (lfb 1x512kB) EMC_FREQ 2%@1866 "
+    thor = jetson.parse_tegrastats_line("RAM 4722/7844MB (lfb 1x512kB) EMC_FREQ 2%@1866 "
                                      "GR3D_FREQ @[1000,1000,1000] APE 150 VIN 21000mW/20000mW")
     assert thor["gpu"] == {"util_pct": None, "freq_mhz": 1000}
-    assert lat.total_power_mw(thor["rails"]) == (21000.0, "VIN")
-    watts = lat.parse_tegrastats_line("VDD_IN 4.5W VDD_CPU_GPU_CV 1.25W/1.5W")
+    assert jetson.total_power_mw(thor["rails"]) == (21000.0, "VIN")
+    watts = jetson.parse_tegrastats_line("VDD_IN 4.5W VDD_CPU_GPU_CV 1.25W/1.5W")
     assert watts["rails"]["VDD_IN"]["cur_mw"] == 4500.0
     assert watts["rails"]["VDD_CPU_GPU_CV"] == {"cur_mw": 1250.0, "avg_mw": 1500.0}
-    assert lat.parse_tegrastats_line("\n") is None
-    assert lat.parse_tegrastats_line("tegrastats: permission denied") is None
+    assert jetson.parse_tegrastats_line("\n") is None
+    assert jetson.parse_tegrastats_line("tegrastats: permission denied") is None
 
 
-def test_power_summary_energy_per_frame(lat):
-    samples = [lat.parse_tegrastats_line(ORIN_NANO_JP6.replace("VDD_IN 4556mW", f"VDD_IN {v}mW"))
+def test_power_summary_energy_per_frame():
+    samples = [jetson.parse_tegrastats_line(ORIN_NANO_JP6.replace("VDD_IN 4556mW", f"VDD_IN {v}mW"))
                for v in (5000, 7000)]
-    p = lat.power_summary(samples, wall_s=2.0, frames=400, idle_mw=4000.0)
+    p = jetson.power_summary(samples, wall_s=2.0, frames=400, idle_mw=4000.0)
     assert p["avg_total_mw"] == 6000.0 and p["total_rule"] == "VDD_IN"
     assert p["energy_mj_per_frame"] == pytest.approx(6000.0 * 2.0 / 400)       # 30 mJ
     assert p["energy_above_idle_mj_per_frame"] == pytest.approx(2000.0 * 2.0 / 400)
     assert p["rails_avg_mw"]["VDD_SOC"] == 1451.0 and p["temps_c_max"]["tj"] == 48.625
     assert "only 2 tegrastats samples" in p["note"]
-    assert lat.power_summary([], 1.0, 10)["samples"] == 0
+    assert jetson.power_summary([], 1.0, 10)["samples"] == 0
 
 
-def test_tegrastats_sampler_with_fake_process(lat):
+def test_tegrastats_sampler_with_fake_process():
     script = (f"import time\nfor i in range(6):\n    print({ORIN_NANO_JP6!r}, flush=True)\n"
               "    time.sleep(0.02)\nprint('garbage', flush=True)\n")
-    sampler = lat.TegrastatsSampler([sys.executable, "-c", script]).start()
+    sampler = jetson.TegrastatsSampler([sys.executable, "-c", script]).start()
     deadline = time.time() + 20
     while sampler.lines < 7 and time.time() < deadline:
         time.sleep(0.05)
@@ -240,7 +253,7 @@ def test_tegrastats_sampler_with_fake_process(lat):
     assert sampler.lines == 7 and len(sampler.samples) == 6
     assert len(sampler.window(-1e18, 1e18)) == 6
     assert sampler.window(1e18, 2e18) == []
-    bad = lat.TegrastatsSampler(["/nonexistent/tegrastats"]).start()
+    bad = jetson.TegrastatsSampler(["/nonexistent/tegrastats"]).start()
     assert bad.error and "cannot start" in bad.error
     bad.stop()
 
@@ -258,23 +271,23 @@ NV Power Mode: MAXN
 JC_OFF = JC_ON.replace("MinFreq=2201600 MaxFreq", "MinFreq=115200 MaxFreq", 1)
 
 
-def test_nvpmodel_and_jetson_clocks_parsers(lat):
-    assert lat.parse_nvpmodel("NV Power Mode: MAXN_SUPER\n2\n") == {"mode_name": "MAXN_SUPER",
+def test_nvpmodel_and_jetson_clocks_parsers():
+    assert jetson.parse_nvpmodel("NV Power Mode: MAXN_SUPER\n2\n") == {"mode_name": "MAXN_SUPER",
                                                                     "mode_id": 2}
-    assert lat.parse_nvpmodel("NVPM WARN: fan mode is not set!\nNV Power Mode: 15W\n1\n") == \
+    assert jetson.parse_nvpmodel("NVPM WARN: fan mode is not set!\nNV Power Mode: 15W\n1\n") == \
         {"mode_name": "15W", "mode_id": 1}
-    assert lat.parse_nvpmodel("nvpmodel: command not found") == {"mode_name": None,
+    assert jetson.parse_nvpmodel("nvpmodel: command not found") == {"mode_name": None,
                                                                  "mode_id": None}
-    on = lat.parse_jetson_clocks(JC_ON)
+    on = jetson.parse_jetson_clocks(JC_ON)
     assert on["on"] is True and on["power_mode"] == "MAXN"          # offline cpu2 ignored
     assert on["emc"]["FreqOverride"] == "1" and on["gpu"]["MaxFreq"] == "1300500000"
-    assert lat.parse_jetson_clocks(JC_OFF)["on"] is False
+    assert jetson.parse_jetson_clocks(JC_OFF)["on"] is False
     gpu_free = JC_ON.replace("GPU MinFreq=1300500000", "GPU MinFreq=306000000")
-    assert lat.parse_jetson_clocks(gpu_free)["on"] is False
-    assert lat.parse_jetson_clocks("Please run as root")["on"] is None
+    assert jetson.parse_jetson_clocks(gpu_free)["on"] is False
+    assert jetson.parse_jetson_clocks("Please run as root")["on"] is None
 
 
-def test_query_jetson_with_fakes(lat, tmp_path):
+def test_query_jetson_with_fakes(tmp_path):
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.3\n")
     for i, (lo, hi) in enumerate([("1984000", "1984000"), ("1984000", "1984000")]):
@@ -296,7 +309,7 @@ def test_query_jetson_with_fakes(lat, tmp_path):
             return 1, "Please run as root"
         return 127, f"{cmd[0]}: not found"
 
-    info = lat.query_jetson(runner, root=str(tmp_path))
+    info = jetson.query_jetson(runner, root=str(tmp_path))
     assert info["l4t_release"] == "# R36 (release), REVISION: 4.3"
     assert info["nvpmodel"]["mode_name"] == "MAXN_SUPER" and info["nvpmodel"]["mode_id"] == 2
     assert ("sudo", "-n", "jetson_clocks", "--show") in calls
@@ -309,14 +322,14 @@ def test_query_jetson_with_fakes(lat, tmp_path):
             return 0, JC_ON
         return runner(cmd)
 
-    jc = lat.query_jetson(runner_root, root=str(tmp_path))["jetson_clocks"]
+    jc = jetson.query_jetson(runner_root, root=str(tmp_path))["jetson_clocks"]
     assert jc["on"] is True and jc["source"] == "jetson_clocks --show"
-    assert lat.detect_jetson(str(tmp_path)) == "NVIDIA Jetson (model unknown)"
-    assert lat.detect_jetson(str(tmp_path / "nothing")) is None
+    assert jetson.detect_jetson(str(tmp_path)) == "NVIDIA Jetson (model unknown)"
+    assert jetson.detect_jetson(str(tmp_path / "nothing")) is None
 
 
-def test_trtexec_command_flags(lat):
-    cmd = lat.trtexec_command("m.engine", "build/plugins/lib.so", 1, (512, 640), 300,
+def test_trtexec_command_flags():
+    cmd = jetson.trtexec_command("m.engine", "build/plugins/lib.so", 1, (512, 640), 300,
                               times_file="m.times.json")
     assert cmd.startswith("trtexec --loadEngine=m.engine --staticPlugins=build/plugins/lib.so "
                           "--shapes=image:1x3x512x640 --warmUp=500 --iterations=300 ")
@@ -326,15 +339,15 @@ def test_trtexec_command_flags(lat):
     assert "--fp16" not in cmd and "--int8" not in cmd          # gone in TensorRT 11
 
 
-def test_trt_backends_unavailable_without_tensorrt(lat, monkeypatch):
+def test_trt_backends_unavailable_without_tensorrt(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tensorrt" else real(name, *a))
-    assert lat.trt_unavailable_reason() == "not available: TensorRT not installed"
-    args = lat.build_parser().parse_args([])
+    assert backends.trt_unavailable_reason() == "not available: TensorRT not installed"
+    args = cli.build_parser().parse_args([])
     for name in ("trt-fp32", "trt-fp16", "trt-int8"):
-        with pytest.raises(lat.Unavailable, match="TensorRT not installed"):
-            lat.make_handle(name, None, args, Path("."), Path("."), 1, (512, 640))
+        with pytest.raises(backends.Unavailable, match="TensorRT not installed"):
+            backends.make_handle(name, None, args, Path("."), Path("."), 1, (512, 640))
 
 
 def _fake_result(backend, size, model_p50, pre, inf, post):
@@ -349,11 +362,11 @@ def _fake_result(backend, size, model_p50, pre, inf, post):
                                      "postprocess": st(post)}}}
 
 
-def test_goals_name_the_stage_that_holds_back(lat):
+def test_goals_name_the_stage_that_holds_back():
     res = [_fake_result("torch", "640x512", 30.0, 1.0, 30.0, 0.3),
            _fake_result("ort", "640x512", 15.0, 1.0, 15.0, 0.3),
            _fake_result("ort-int8", "640x512", 5.0, 1.0, 5.0, 0.9)]
-    rows = lat.goals(res, "oscar-edge", {"isa": {"int8_dot_product": []}})
+    rows = goals.goals(res, "oscar-edge", {"isa": {"int8_dot_product": []}})
     by = {(r["goal"].split(" ")[0], r["backend"]): r for r in rows}
     g1 = by[("ONNX", "ort")]
     assert g1["status"] == "MISS" and g1["value"] == "2.00x" and "inference" in g1["why"]
@@ -366,7 +379,7 @@ def test_goals_name_the_stage_that_holds_back(lat):
     post = {r["backend"]: r for r in rows if r["goal"].startswith("post-processing")}
     assert post["ort"]["status"] == "PASS" and post["ort-int8"]["status"] == "MISS"
     assert "post-processing p50 0.900 ms" in post["ort-int8"]["why"]
-    other = lat.goals(res, "oscar-r18-p2-128", {})
+    other = goals.goals(res, "oscar-r18-p2-128", {})
     assert all(r["status"] == "n/a" for r in other if r["goal"].startswith("oscar-edge frame"))
 
 

@@ -306,7 +306,8 @@ def test_detector_postprocess_choice(native, monkeypatch):
     outs = tuple(o[None] for o in make_outputs(np.random.default_rng(8), 12, 20, mean=0.0))
     box = Letterbox(original=(60, 100), resized=(75, 125), padded=(96, 160), scale_x=1.25,
                     scale_y=1.25)
-    # the prepared input, for the peak refinement (issue 7) once the pipeline has it
+    # the prepared input, for the peak refinement (README.md, "Peak-centred localization")
+    # once the pipeline has it
     x = np.random.default_rng(9).normal(0, 1, (3, 96, 160)).astype(np.float32)
     refine_kw = "peak_refine" in inspect.signature(Detector).parameters
     results = {}
@@ -351,7 +352,8 @@ def test_plugin_names_header_matches_reference_defaults():
     for key in ("OSCAR_DECODE_ATTR_SCORE_THRESHOLD", "OSCAR_DECODE_ATTR_TOPK",
                 "OSCAR_NMS_ATTR_IOU_THRESHOLD", "OSCAR_NMS_ATTR_MAX_DETECTIONS"):
         assert re.fullmatch(r"[a-z_]+", names[key])
-    # OscarPeakRefine (issue 7): its default matches the reference's
+    # OscarPeakRefine (cpp_plugins/README.md, "OscarPeakRefine (rule 6)"): its default matches
+    # the reference's
     assert names["OSCAR_PEAK_REFINE_PLUGIN_NAME"] == "OscarPeakRefine"
     assert names["OSCAR_PEAK_REFINE_PLUGIN_VERSION"] == "1"
     assert names["OSCAR_PEAK_REFINE_DEFAULT_CENTROID"] == int(pp.PEAK_CENTROID_DEFAULT)

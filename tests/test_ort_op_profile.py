@@ -43,6 +43,9 @@ def test_aggregate_skips_warmup_and_sums_per_op():
 
 
 def test_parse_size_rejects_non_multiples_of_32():
+    from latency_bench.common import parse_size  # the latency benchmark's (sys.path: benchmarks/)
+
+    assert prof.parse_size is parse_size        # one --size parser for the benchmarks
     assert prof.parse_size("640x512") == (512, 640)
     with pytest.raises(Exception, match="multiples of 32"):
         prof.parse_size("641x512")

@@ -1,4 +1,5 @@
-"""Issue 7, peak-centred localization: rule 6 of oscar_edge.postprocess (``peak_refine``), its
+"""Peak-centred localization (README.md, "Peak-centred localization"): rule 6 of
+oscar_edge.postprocess (``peak_refine``), its
 CPU twin (``oscar_peak_refine`` / ``oscar_postprocess`` with an image, oscar_edge.native), the
 ``Letterbox`` row it needs, and the ``--peak-refine`` switch of ``oscar-edge evaluate``.
 

@@ -58,7 +58,7 @@ def test_csi_pipeline_string():
 @pytest.mark.parametrize("uri, words", [
     ("synthetic://?bogus=1", "unknown option 'bogus'"),
     ("synthetic://?frames=x", "frames='x' is not a valid int"),
-    ("synthetic://?size=640", "WIDTHxHEIGHT"),
+    ("synthetic://?size=640", "must look like 640x512"),
     ("synthetic://?depth=12", "depth must be 8 or 16"),
     ("gopher://x", "unknown source scheme 'gopher'"),
     ("csi://front", "sensor id must be a number"),

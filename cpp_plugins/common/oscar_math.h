@@ -16,7 +16,7 @@
  *    +, -, * and exact power-of-two scaling, and postprocess.py implements the very same
  *    sequence in numpy.
  *
- * Also the arithmetic of the peak refinement (rule 6, issue 7: OscarPeakRefine, the
+ * Also the arithmetic of the peak refinement (rule 6: OscarPeakRefine, the
  * postprocess.peak_refine of the reference), whose only float operations are +, -, *, / and an
  * exact floor/ceil.
  *
@@ -277,7 +277,7 @@ OSCAR_HD int oscar_suppresses(float const a[4], float const b[4], float iou_thre
     return oscar_iou(a, b) > iou_threshold;
 }
 
-/* ---- peak refinement (rule 6, issue 7) ----------------------------------------------------
+/* ---- peak refinement (rule 6) -------------------------------------------------------------
  * Each kept box is moved so that its centre sits on the brightest pixel of channel 0 of the
  * network input inside it (postprocess.peak_refine, cpp_plugins/README.md "OscarPeakRefine").
  * The pieces below are shared by the CPU twin (oscar_peak_refine_box, sequential) and the CUDA

@@ -35,7 +35,7 @@
 /* The largest candidate count K the CUDA NMS supports (same in-block sort). */
 #define OSCAR_NMS_MAX_CANDIDATES 4096
 
-/* OscarPeakRefine (issue 7): image [B,C,H,W], boxes [B,M,4], num [B], letterbox [B,4]
+/* OscarPeakRefine (rule 6): image [B,C,H,W], boxes [B,M,4], num [B], letterbox [B,4]
  * -> boxes [B,M,4], each kept box moved so that its centre sits on the image peak inside it. */
 #define OSCAR_PEAK_REFINE_PLUGIN_NAME "OscarPeakRefine"
 #define OSCAR_PEAK_REFINE_PLUGIN_VERSION "1"

@@ -82,7 +82,7 @@ OSCAR_API int32_t oscar_nms(float const* boxes, float const* scores, int32_t con
     float* out_boxes, float* out_scores, int32_t* out_index, void* workspace,
     size_t workspace_size);
 
-/* Rule 6 (issue 7, the OscarPeakRefine plugin): every kept box b < clamp(num[b], 0, max_det)
+/* Rule 6 (the OscarPeakRefine plugin): every kept box b < clamp(num[b], 0, max_det)
  * is moved so that its centre sits on the peak of channel 0 of `image` inside it
  * (postprocess.peak_refine); rows past num are written as zeros. out_boxes may be `boxes`.
  * centroid: 0 or 1 (3x3 intensity-weighted centroid). */

@@ -1,5 +1,5 @@
 /*
- * oscar_refine_kernels.cuh -- CUDA kernel of OscarPeakRefine (rule 6, issue 7).
+ * oscar_refine_kernels.cuh -- CUDA kernel of OscarPeakRefine (rule 6; cpp_plugins/README.md).
  *
  * One block per (kept box, image): the block's threads scan the box's search window of channel
  * 0 of the image (strided over the window pixels), each keeping an OscarPeakState (maximum and

@@ -6,12 +6,13 @@ the FP16 case), the plugin attributes, and the expected plugin outputs computed 
 (``oscar_edge.native``), which is first checked against the numpy reference
 (``oscar_edge.postprocess``). The TensorRT test replays them on a GPU.
 
-Peak refinement (issue 7): each case also holds an ``image`` [B, 1, H, W] (the network input of
-the decode grid's size, one channel to keep the files small: the plugin reads channel 0 of any
-C; normalised 8-bit grey with bright and saturated targets, so there are tied maxima), a
-``letterbox`` [B, 4] (content height, content width, scale_y, scale_x; contents smaller than the
-input and scales from 0.52 to 3.9), the ``centroid`` attribute and ``refine_boxes`` [B, M, 4]:
-OscarPeakRefine applied to ``nms_boxes`` / ``nms_num``.
+Peak refinement (cpp_plugins/README.md, "OscarPeakRefine (rule 6)"): each case also holds an
+``image`` [B, 1, H, W] (the network input of the decode grid's size, one channel to keep the
+files small: the plugin reads channel 0 of any C; normalised 8-bit grey with bright and
+saturated targets, so there are tied maxima), a ``letterbox`` [B, 4] (content height, content
+width, scale_y, scale_x; contents smaller than the input and scales from 0.52 to 3.9), the
+``centroid`` attribute and ``refine_boxes`` [B, M, 4]: OscarPeakRefine applied to
+``nms_boxes`` / ``nms_num``.
 
     python cpp_plugins/golden/make_golden.py            # (re)write cpp_plugins/golden/*.npz
     python cpp_plugins/golden/make_golden.py --check    # compare the files with a fresh run

@@ -1,5 +1,6 @@
 /*
- * OscarPeakRefine TensorRT plugin (IPluginV3, V3One capabilities) and its creator (issue 7).
+ * OscarPeakRefine TensorRT plugin (IPluginV3, V3One capabilities) and its creator
+ * (cpp_plugins/README.md, "OscarPeakRefine (rule 6)").
  */
 #include "oscar_peak_refine_plugin.h"
 

@@ -1,6 +1,7 @@
 /*
  * oscar_peak_refine_plugin.h -- TensorRT IPluginV3 "OscarPeakRefine" (empty namespace "",
- * version "1"), issue 7. See cpp_plugins/README.md for inputs, outputs and attributes; the
+ * version "1"), rule 6. See cpp_plugins/README.md, "OscarPeakRefine (rule 6)" for inputs,
+ * outputs and attributes; the
  * kernel is in cpp_plugins/cuda (oscar::peakRefineLaunch).
  */
 #ifndef OSCAR_PEAK_REFINE_PLUGIN_H

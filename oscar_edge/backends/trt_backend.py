@@ -336,7 +336,8 @@ class TrtBackend:
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt_.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
         want_in = self.sidecar.input_name
-        # An engine ending in OscarPeakRefine (issue 7) has a second input, the per-frame
+        # An engine ending in OscarPeakRefine (cpp_plugins/README.md, "OscarPeakRefine
+        # (rule 6)") has a second input, the per-frame
         # letterbox row [B, 4] (Letterbox.tensor()); Detector then passes it to __call__.
         self.peak_refine = inputs == [want_in, LETTERBOX_INPUT]
         if inputs != [want_in] and not self.peak_refine:

@@ -1,6 +1,7 @@
 """SIRST-V2 datasets for training (random crops) and evaluation (whole images). Needs torch.
 
-Training pipeline per image (spec section 5, with CPU-speed crops allowed by the issue):
+Training pipeline per image (spec section 5, with CPU-speed crops: README, "Training and the
+shipped model"):
 read grey -> ground-truth NoCo map at the original resolution -> keep-ratio resize to fit
 (1000, 600) (NoCo map nearest-exact) -> horizontal flip (p = 0.5) -> a ``crop`` window, most
 of the time placed so that a random target lies inside it -> normalise (the constants of

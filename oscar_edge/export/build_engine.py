@@ -52,6 +52,7 @@ import numpy as np
 from .. import __version__
 from ..errors import UserError, run_cli
 from ..preprocess import FIT_SIZE, IN_CHANNELS, MEAN, SIZE_DIVISOR, STD
+from ..sizes import parse_size
 
 PROG = "build_engine"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -72,22 +73,25 @@ Shape = Tuple[int, int, int, int]
 # ------------------------------------------------------------------------------ arguments
 def parse_shape(text: str, flag: str) -> Shape:
     """'1x3x512x640' -> (1, 3, 512, 640); UserError unless N >= 1, C == 3 and H, W are
-    positive multiples of 32."""
+    positive multiples of 32 (the HxW part through ``oscar_edge.sizes.parse_size``, whose
+    messages quote that part)."""
+    parts = str(text).lower().split("x")
     try:
-        dims = tuple(int(v) for v in str(text).lower().split("x"))
+        if len(parts) != 4:
+            raise ValueError(text)
+        n, c = int(parts[0]), int(parts[1])
     except ValueError:
-        dims = ()
-    if len(dims) != 4:
-        raise UserError(f"{flag} must look like 1x3x512x640 (NxCxHxW), got {text!r}")
-    n, c, h, w = dims
+        raise UserError(f"{flag} must look like 1x3x512x640 (NxCxHxW), got {text!r}") from None
     if n < 1:
         raise UserError(f"{flag} {text}: batch must be >= 1")
     if c != IN_CHANNELS:
         raise UserError(f"{flag} {text}: the network takes {IN_CHANNELS} channels")
-    if h <= 0 or w <= 0 or h % SIZE_DIVISOR or w % SIZE_DIVISOR:
-        raise UserError(f"{flag} {text}: height and width must be positive multiples of "
-                        f"{SIZE_DIVISOR}")
-    return dims  # type: ignore[return-value]
+    try:
+        h, w = parse_size(f"{parts[2]}x{parts[3]}", text_order="HxW", order="hw_out",
+                          multiple=SIZE_DIVISOR, name=flag)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return n, c, h, w
 
 
 def check_profile(mn: Shape, opt: Shape, mx: Shape) -> None:
@@ -198,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("--max-detections", type=int)
     post.add_argument("--peak-refine", choices=ON_OFF, default=None,
                       help="end the graph in OscarPeakRefine: every kept box moved so that its "
-                           "centre sits on the image peak inside it (issue 7; adds the input "
+                           "centre sits on the image peak inside it (cpp_plugins/README.md, "
+                           "\"OscarPeakRefine (rule 6)\"; adds the input "
                            "'letterbox' [B,4] = content h, w, scale_y, scale_x per frame); "
                            "default on (oscar_edge.postprocess.PEAK_REFINE_DEFAULT)")
     p.add_argument("--no-verify", action="store_true",

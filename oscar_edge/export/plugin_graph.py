@@ -17,7 +17,8 @@ The end-to-end graph
 * ``OscarNMS`` (node ``oscar_nms``) -> the graph outputs ``num_detections`` [B] int32,
   ``boxes`` [B, M, 4] float32 and ``scores`` [B, M] float32 (M = ``max_detections``), in
   network-input pixels; the plugin clamps boxes to the input size 4*H4 x 4*W4;
-* with the peak refinement (issue 7, ``PostprocessAttrs.peak_refine``, on by default): a second
+* with the peak refinement (cpp_plugins/README.md, "OscarPeakRefine (rule 6)";
+  ``PostprocessAttrs.peak_refine``, on by default): a second
   graph input ``letterbox`` [B, 4] float32 (content height, content width, scale_y, scale_x of
   each frame: ``oscar_edge.preprocess.Letterbox.tensor()``), OscarNMS writes ``nms_boxes``
   instead of ``boxes``, and ``OscarPeakRefine`` (node ``oscar_peak_refine``) takes ``image``

@@ -75,7 +75,7 @@ def parse_header(path: Union[str, os.PathLike, None] = None) -> Dict[str, Value]
 @dataclass(frozen=True)
 class PluginNames:
     """The header's values, typed. ``decode_*`` belong to OscarDecode, ``nms_*`` to OscarNMS,
-    ``peak_*`` to OscarPeakRefine (issue 7)."""
+    ``peak_*`` to OscarPeakRefine (cpp_plugins/README.md, "OscarPeakRefine (rule 6)")."""
 
     namespace: str
     decode_name: str

@@ -51,6 +51,7 @@ import numpy as np
 from ..errors import UserError, run_cli
 from ..postprocess import OUTPUT_NAMES
 from ..preprocess import FIT_SIZE, SIZE_DIVISOR, prepare, read_grey
+from ..sizes import parse_size as _parse_size
 
 INPUT_NAME = "image"
 PRECISIONS = ("int8", "fp16")
@@ -69,14 +70,10 @@ def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:
     if text is None:
         return None
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--calib-size must look like 512x640 (height x width), got {text!r}"
-                        ) from None
-    if h <= 0 or w <= 0 or h % SIZE_DIVISOR or w % SIZE_DIVISOR:
-        raise UserError(f"--calib-size {text}: height and width must be positive multiples of "
-                        f"{SIZE_DIVISOR}")
-    return h, w
+        return _parse_size(text, text_order="HxW", order="hw_out", multiple=SIZE_DIVISOR,
+                           name="--calib-size")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def list_calibration_images(root: str | os.PathLike, split: str) -> List[str]:

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..preprocess import ImageReadError, read_grey
+from ..sizes import parse_size as _parse_size
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "rtp")
@@ -462,11 +463,8 @@ def _num(uri: str, opts: Dict[str, str], key: str, kind, default):
 
 
 def parse_size(text: str) -> Tuple[int, int]:
-    """'640x512' -> (640, 512) (width, height)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)
-    if not m:
-        raise ValueError(f"size must be WIDTHxHEIGHT (e.g. 640x512), got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    """'640x512' -> (640, 512) (width, height); ValueError (``oscar_edge.sizes``)."""
+    return _parse_size(text, text_order="WxH", order="wh_out", name="size")
 
 
 def camera_uri(camera: str) -> str:

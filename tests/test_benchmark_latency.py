@@ -458,3 +458,109 @@ def test_tiny_run_markdown_json_plot_in_fake_jetson_mode(tmp_path, sirst_root):
     assert "--useCudaGraph" in rec["trtexec"]["commands"]["trt-fp16 160x128"]
     assert {g["status"] for g in rec["goals"]} <= {"PASS", "MISS", "n/a"}
     assert out_png.stat().st_size > 10_000 and out_png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_openvino_keys_and_precision_switch():
+    table = backends.BACKEND_TABLE
+    for key, precision in (("openvino", "fp32"), ("openvino-int8", "int8"),
+                           ("openvino-fp16", "fp16")):
+        spec = table[key]
+        assert spec.precision == precision and not spec.per_size and not spec.trtexec
+        assert spec.unavailable is backends.openvino_unavailable_reason
+        # the INT8 / FP16 keys run the very graph of the ONNX Runtime key of that precision
+        assert (spec.prepare is not None) == (precision != "fp32")
+    assert backends.parse_backends("torch,ort,openvino", "int8") == \
+        ["torch", "ort-int8", "openvino-int8"]
+    assert backends.parse_backends("ort,openvino,trt", "fp32") == ["ort", "openvino", "trt-fp32"]
+    assert backends.parse_backends("ort,openvino", "fp16") == ["ort-fp16", "openvino-fp16"]
+    with pytest.raises(common.UserError, match="unknown backend"):
+        backends.parse_backends("trt")  # the plain key needs --precision
+    args = cli.build_parser().parse_args(["--precision", "int8", "--ov-hint", "bf16"])
+    assert args.precision == "int8" and args.ov_hint == "bf16"
+
+
+def test_peak_arithmetic():
+    from latency_bench.machine import compute_peaks, cpu_ghz
+
+    assert cpu_ghz("cpu MHz\t\t: 2445.404\ncpu MHz\t\t: 3000.0\n") == pytest.approx(3.0)
+    assert cpu_ghz("nothing") is None
+    zen3 = compute_peaks(["avx2", "fma"], 2, 2.5, "AuthenticAMD", 25)
+    assert zen3["int8_mac_per_cycle"] == 32 and zen3["fp32_mac_per_cycle"] == 16
+    assert zen3["int8_peak_gmacs"] == pytest.approx(160.0)
+    assert zen3["int8_arithmetic"] == "2 cores x 2.50 GHz x 32 INT8 MAC/cycle/core = 160 GMAC/s"
+    zen4 = compute_peaks(["avx2", "fma", "avx512f", "avx512_vnni"], 2, 2.0, "AuthenticAMD", 25)
+    assert zen4["int8_mac_per_cycle"] == 64 and zen4["fp32_mac_per_cycle"] == 16
+    xeon = compute_peaks(["avx2", "fma", "avx512f", "avx512_vnni"], 4, 2.0, "GenuineIntel", 6)
+    assert xeon["int8_mac_per_cycle"] == 128 and xeon["fp32_peak_gmacs"] == pytest.approx(256)
+    assert compute_peaks(["avx2", "fma", "amx_int8"], 1, 2.0)["int8_mac_per_cycle"] == 1024
+    assert "int8_peak_gmacs" not in compute_peaks(["avx2"], 2, None)
+
+
+def _ok(backend, size, p50, gmac=3.22, info=None):
+    stats = {"p50_ms": p50}
+    return {"backend": backend, "size": size, "status": "ok", "batch": 1,
+            "gflop_mac_per_image": gmac, "info": info or {},
+            "model_only": {"stats": stats},
+            "full_path": {"total": {"p50_ms": p50 + 1}, "postprocess_backend": "native",
+                          "detections_per_frame": 1.0,
+                          "stages": {k: {"p50_ms": v} for k, v in
+                                     (("preprocess", 0.5), ("inference", p50),
+                                      ("postprocess", 0.5))}}}
+
+
+def test_openvino_goal_rows_name_what_holds_them_back():
+    from latency_bench.machine import compute_peaks
+
+    machine = {"peaks": compute_peaks(["avx2", "fma"], 2, 2.5, "AuthenticAMD", 25)}
+    res = [_ok("ort", "640x512", 50.0), _ok("openvino-int8", "640x512", 35.0)]
+    rows = goals.goals(res, "oscar-edge", machine)
+    ov = next(r for r in rows if r["backend"] == "openvino-int8" and r["target"] != "report")
+    assert ov["status"] == "MISS" and ov["value"] == f"{50 / 35:.2f}x"
+    assert "INT8 peak of 160 GMAC/s" in ov["why"] and "no VNNI" in ov["why"]
+    eff = next(r for r in rows if r["target"] == "report")
+    rate = 3.22 / 0.035
+    assert eff["value"] == f"{rate:.0f} GMAC/s = {100 * rate / 160:.0f} % of 160"
+    assert "2 cores x 2.50 GHz x 32" in eff["why"]
+    fast = goals.goals([_ok("ort", "640x512", 50.0), _ok("openvino-int8", "640x512", 19.0)],
+                       "oscar-edge", machine)
+    assert next(r for r in fast if r["backend"] == "openvino-int8"
+                and r["target"] != "report")["status"] == "PASS"
+    full = [r for r in rows if r["goal"] == goals.FULL_GOAL]
+    assert {r["backend"] for r in full} == {"ort", "openvino-int8"}
+    assert all(r["status"] == "MISS" and "inference" in r["why"] for r in full)
+
+
+def test_row_name_carries_the_hint():
+    from latency_bench.report import row_name
+
+    assert row_name({"backend": "ort", "info": {}}) == "ort"
+    assert row_name({"backend": "openvino-int8", "info": {"ov_hint": "f32",
+                                                          "ov_hint_effective": "f32"}}) == \
+        "openvino-int8 (f32)"
+    assert row_name({"backend": "openvino", "info": {"ov_hint": "bf16",
+                                                     "ov_hint_effective": "f32"}}) == \
+        "openvino (bf16 -> f32)"
+
+
+def test_tiny_run_with_openvino_int8_names_the_hint(tmp_path, sirst_root):
+    pytest.importorskip("openvino")
+    pytest.importorskip("modelopt")
+    env = dict(os.environ, OSCAR_DATA=str(sirst_root))
+    out_json = tmp_path / "out.json"
+    cmd = [sys.executable, str(SCRIPT), "--backends", "ort,openvino", "--precision", "int8",
+           "--ov-hint", "f32", "--size", "160x128", "--runs", "3", "--warmup", "1",
+           "--frames", "2", "--threads", "2", "--calib-images", "4", "--no-jetson",
+           "--work-dir", str(tmp_path / "w"), "--json", str(out_json)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "| openvino-int8 (f32) |" in p.stdout
+    rec = json.loads(out_json.read_text())
+    by = {r["backend"]: r for r in rec["results"]}
+    assert set(by) == {"ort-int8", "openvino-int8"}
+    ov = by["openvino-int8"]
+    assert ov["status"] == "ok" and ov["info"]["ov_hint"] == "f32"
+    assert "hint f32" in ov["label"]
+    # the same INT8 Q/DQ file for both runtimes
+    assert ov["model_file"] == by["ort-int8"]["model_file"]
+    assert rec["threads"]["openvino"]["precision_hint"] == "f32"
+    assert rec["machine"]["peaks"]["cores"] >= 1

@@ -18,6 +18,13 @@ weights, fused into integer kernels by ORT; the same calibration images) |
 | ``trt-fp32`` / ``trt-fp16`` / ``trt-int8`` | TensorRT engine ending in the decode + NMS plugins, \
 static shape, built with ``export/build_engine.py``'s code; "not available: TensorRT not \
 installed" where TensorRT is absent |
+| ``openvino`` / ``openvino-int8`` / ``openvino-fp16`` | OpenVINO CPU on the graph of ``ort`` / \
+``ort-int8`` (the INT8 Q/DQ file TensorRT builds from) / ``ort-fp16``, compiled for the static \
+shape of the run, precision hint ``--ov-hint`` (default f32; the row label names it) |
+
+``--precision {fp32,fp16,int8}`` turns the plain keys ``ort``, ``openvino`` and ``trt`` into that
+precision's key (``--backends torch,ort,openvino --precision int8`` = ``torch,ort-int8,
+openvino-int8``).
 
 Models: for ``oscar-edge`` the shipped ``oscar_edge/weights/oscar-edge.pt`` / ``.onnx``; other
 presets (no trained weights) use random-init weights (``--seed``; classification biases set to
@@ -58,8 +65,11 @@ convolutions only, the paper's MMCV convention) x batch / model-only p50; the sa
 
 Goals (printed at the end): ONNX Runtime FP32 >= 2.5x PyTorch eager (model only, p50); INT8 Q/DQ
 >= 1.7x FP32 (``ort-int8`` and ``ort-int8-ortq`` vs ``ort``, ``trt-int8`` vs ``trt-fp32``); oscar-edge frame to
-detections < 10 ms p50 at 640x512; post-processing < 5 % of that path (stage p50 / total p50).
-A missed goal names the stage that holds it back (stage p50s of the full path).
+detections < 10 ms p50 at 640x512; post-processing < 5 % of that path (stage p50 / total p50);
+OpenVINO INT8 >= 2.5x ONNX Runtime FP32 (``openvino-int8`` vs ``ort``), with the achieved INT8
+GMAC/s against the CPU's nominal INT8 peak (``machine.compute_peaks``: cores x reported GHz x
+INT8 MAC per cycle of its best instruction, written out in the report). A missed goal names the
+stage that holds it back (stage p50s of the full path).
 
 Jetson mode (auto: ``/etc/nv_tegra_release`` or a Jetson ``/proc/device-tree/model``; force with
 ``--jetson``, turn off with ``--no-jetson``): records ``nvpmodel -q`` and whether

@@ -320,6 +320,32 @@ def _trt_handle(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, d
                   lambda: close_backend(b), str(engine), {"precision": b.precision})
 
 
+def openvino_unavailable_reason() -> Optional[str]:
+    """Why the OpenVINO backends cannot run here, or None."""
+    if importlib.util.find_spec("openvino") is None:
+        return "not available: OpenVINO not installed (pip install 'oscar-edge[openvino]')"
+    return None
+
+
+def _ov_handle(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, data: Path,
+               work: Path, batch: int, hw: Tuple[int, int]) -> Handle:
+    """OpenVINO on the same graph as the ONNX Runtime key of this precision, compiled for the
+    run's static shape before timing (model cache in the work dir), hint --ov-hint."""
+    from oscar_edge.backends.base import close_backend
+    from oscar_edge.backends.openvino_backend import OpenVinoBackend
+
+    path = _ort_graph(spec, src, args, data, work)
+    b = OpenVinoBackend(path, threads=args.threads or None, hint=args.ov_hint,
+                        cache_dir=str(work / "openvino-cache"))
+    rec = b.prepare((batch, 3) + tuple(hw))
+    return Handle(spec.key, f"OpenVINO {b.version} CPU {b.precision}, hint "
+                            f"{b.describe_hint()}", b, lambda: close_backend(b), str(path),
+                  {"precision": b.precision, "ov_hint": b.hint,
+                   "ov_hint_effective": b.effective_hint,
+                   "inference_num_threads": args.threads or "default (all cores)",
+                   "compile_s": round(rec.seconds, 3), "compile_from_cache": rec.from_cache})
+
+
 def _trt(precision: str) -> BackendSpec:
     return BackendSpec(f"trt-{precision}", precision, _trt_handle,
                        f"TensorRT {precision.upper()} engine ending in the decode + NMS plugins, "
@@ -344,17 +370,39 @@ BACKEND_TABLE: Dict[str, BackendSpec] = {s.key: s for s in (
     _trt("fp32"),
     _trt("fp16"),
     _trt("int8"),
+    BackendSpec("openvino", "fp32", _ov_handle,
+                "OpenVINO CPU, FP32 raw-head graph, precision hint --ov-hint",
+                unavailable=openvino_unavailable_reason),
+    BackendSpec("openvino-int8", "int8", _ov_handle,
+                "OpenVINO CPU, the INT8 Q/DQ graph of ort-int8 (the file TensorRT builds from), "
+                "integer kernels", prepare=_ort_graph, unavailable=openvino_unavailable_reason),
+    BackendSpec("openvino-fp16", "fp16", _ov_handle,
+                "OpenVINO CPU, the FP16 graph of ort-fp16", prepare=_ort_graph,
+                unavailable=openvino_unavailable_reason),
 )}
+# --precision P maps the plain runtime keys to that precision's key (torch stays the reference)
+PRECISION_KEYS: Dict[str, Dict[str, str]] = {
+    "fp32": {"ort": "ort", "openvino": "openvino", "trt": "trt-fp32"},
+    "int8": {"ort": "ort-int8", "openvino": "openvino-int8", "trt": "trt-int8"},
+    "fp16": {"ort": "ort-fp16", "openvino": "openvino-fp16", "trt": "trt-fp16"},
+}
 BACKENDS = tuple(BACKEND_TABLE)
 # the ONNX Runtime keys whose graph is made on the fly (INT8 / FP16)
 ORT_REDUCED = tuple(k for k, s in BACKEND_TABLE.items()
                     if s.build is _ort_handle and s.prepare is not None)
 
 
-def parse_backends(text: str) -> List[str]:
+def parse_backends(text: str, precision: Optional[str] = None) -> List[str]:
+    """The keys of ``--backends``; with ``precision``, the plain runtime keys (ort, openvino,
+    trt) become that precision's key (``PRECISION_KEYS``)."""
     names = [b.strip() for b in str(text).split(",") if b.strip()]
     if not names:
         raise UserError("--backends is empty")
+    if precision is not None:
+        if precision not in PRECISION_KEYS:
+            raise UserError(f"unknown precision {precision!r}; choose from "
+                            f"{', '.join(PRECISION_KEYS)}")
+        names = [PRECISION_KEYS[precision].get(b, b) for b in names]
     bad = [b for b in names if b not in BACKENDS]
     if bad:
         raise UserError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")

@@ -21,6 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "real SIRST-V2 frames; Markdown on stdout, optional JSON and PNG.")
     p.add_argument("--backends", default=DEFAULT_BACKENDS,
                    help=f"comma list of {', '.join(BACKENDS)} (default %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="run the plain runtime keys (ort, openvino, trt) at this precision: "
+                        "--backends torch,ort,openvino --precision int8 = torch,ort-int8,"
+                        "openvino-int8 (torch stays the FP32 reference)")
+    p.add_argument("--ov-hint", default="f32", metavar="{f32,bf16}",
+                   help="OpenVINO precision hint of the openvino keys, always set explicitly "
+                        "(default %(default)s)")
     p.add_argument("--preset", default=SHIPPED_PRESET,
                    help="architecture (default %(default)s: the shipped trained model; other "
                         "presets run random-init weights)")
@@ -80,6 +87,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from oscar_edge.backends.openvino_backend import check_hint
+
+    check_hint(args.ov_hint)
     record = run_benchmark(args)
     sys.stdout.write(markdown(record))
     sys.stdout.flush()

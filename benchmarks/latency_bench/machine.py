@@ -25,6 +25,7 @@ def parse_cpuinfo(text: str) -> Dict[str, object]:
     """Model name, vendor, flags (x86 ``flags`` / Arm ``Features``) and core counts of a
     /proc/cpuinfo text."""
     model = vendor = ""
+    family: Optional[int] = None
     flags: set = set()
     logical = 0
     cores = set()
@@ -44,6 +45,8 @@ def parse_cpuinfo(text: str) -> Dict[str, object]:
             model = value
         elif key == "vendor_id" and not vendor:
             vendor = value
+        elif key == "cpu family" and family is None and value.isdigit():
+            family = int(value)
         elif key == "cpu implementer" and not vendor:
             vendor = f"Arm implementer {value}"
         elif key == "cpu part":
@@ -59,6 +62,7 @@ def parse_cpuinfo(text: str) -> Dict[str, object]:
     if not model and arm_parts:
         model = "Arm CPU part " + "/".join(sorted(arm_parts))
     return {"model": model or platform.processor() or platform.machine(), "vendor": vendor,
+            "family": family,
             "flags": sorted(flags), "logical_cpus": logical or os.cpu_count(),
             "physical_cores": len(cores) or None}
 
@@ -124,7 +128,8 @@ def os_info() -> Dict[str, str]:
 def machine_info() -> Dict[str, object]:
     cpu = parse_cpuinfo(read_text("/proc/cpuinfo"))
     info: Dict[str, object] = {
-        "cpu_model": cpu["model"], "cpu_vendor": cpu["vendor"],
+        "cpu_model": cpu["model"], "cpu_vendor": cpu["vendor"], "cpu_family": cpu["family"],
+        "cpu_ghz_reported": cpu_ghz(),
         "logical_cpus": cpu["logical_cpus"], "physical_cores": cpu["physical_cores"],
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -173,3 +178,52 @@ def load_average() -> Optional[List[float]]:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def cpu_ghz(text: Optional[str] = None) -> Optional[float]:
+    """The highest "cpu MHz" of /proc/cpuinfo in GHz (in a VM: the clock the host reports,
+    usually the nominal one), or None."""
+    text = read_text("/proc/cpuinfo") if text is None else text
+    mhz = [float(line.split(":", 1)[1]) for line in text.splitlines()
+           if line.lower().startswith("cpu mhz") and ":" in line]
+    return max(mhz) / 1000.0 if mhz else None
+
+
+def compute_peaks(flags: Iterable[str], cores: int, ghz: Optional[float],
+                  vendor: str = "", family: Optional[int] = None) -> Dict[str, object]:
+    """Nominal peak INT8 and FP32 multiply-accumulates per second of ``cores`` cores, with the
+    arithmetic written out. A model, not a measurement: one instruction per vector unit and
+    cycle, two vector units per core (AMD Zen 4, family 25 with AVX-512, runs 512-bit
+    instructions on 256-bit units: one per cycle), clock as reported."""
+    flags = set(flags)
+    zen4_512 = "AMD" in vendor.upper() and family == 25 and "avx512f" in flags
+    units512 = 1 if zen4_512 else 2
+    if "amx_int8" in flags:
+        int8, how = 1024, "AMX TMUL: 1024 INT8 MAC per cycle"
+    elif "avx512_vnni" in flags:
+        int8 = 64 * units512
+        how = f"AVX-512 VNNI vpdpbusd: 64 INT8 MAC per instruction x {units512} per cycle"
+    elif "avx_vnni" in flags:
+        int8, how = 64, "AVX-VNNI vpdpbusd (256-bit): 32 INT8 MAC per instruction x 2 per cycle"
+    elif "avx2" in flags:
+        int8 = 32
+        how = ("no VNNI: AVX2 vpmaddubsw (32 u8 x s8 products into 16-bit pairs) + vpmaddwd "
+               "(pairs into 32-bit) per 32 MAC, 2 multiply instructions per cycle: 32 INT8 MAC "
+               "per cycle")
+    else:
+        int8, how = None, "no x86 INT8 vector instructions known to this model"
+    if "avx512f" in flags:
+        fp32, fhow = 16 * units512, f"AVX-512 FMA: 16 FP32 MAC per instruction x {units512}"
+    elif "fma" in flags and "avx2" in flags:
+        fp32, fhow = 16, "AVX2 FMA: 8 FP32 MAC per instruction x 2 per cycle"
+    else:
+        fp32, fhow = None, "unknown"
+    out: Dict[str, object] = {"cores": cores, "ghz": ghz, "int8_mac_per_cycle": int8,
+                              "int8_how": how, "fp32_mac_per_cycle": fp32, "fp32_how": fhow}
+    for key, per in (("int8", int8), ("fp32", fp32)):
+        if per and ghz:
+            peak = cores * ghz * per
+            out[f"{key}_peak_gmacs"] = peak
+            out[f"{key}_arithmetic"] = (f"{cores} cores x {ghz:.2f} GHz x {per} {key.upper()} "
+                                        f"MAC/cycle/core = {peak:.0f} GMAC/s")
+    return out

@@ -13,6 +13,16 @@ from .goals import FULL_GOAL
 from .machine import BUSY_OTHERS_PCT
 
 
+
+def row_name(r: Dict[str, object]) -> str:
+    """The backend key, with the OpenVINO precision hint it ran (``openvino-int8 (f32)``)."""
+    info = r.get("info") or {}
+    hint = info.get("ov_hint") if isinstance(info, dict) else None
+    if not hint:
+        return str(r["backend"])
+    eff = info.get("ov_hint_effective")
+    return f"{r['backend']} ({hint}{'' if not eff or eff == hint else ' -> ' + str(eff)})"
+
 def _f(v: Optional[float], digits: Optional[int] = None) -> str:
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
         return "-"
@@ -94,7 +104,7 @@ def markdown(record: Dict[str, object]) -> str:
             s = r["model_only"]["stats"]
             flag = " ⚠" if r["model_only"].get("warning") else ""
             vs = r.get("ratios", {}).get("model_only_vs_torch")
-            L.append(f"| {r['backend']}{flag} | {_f(s['min_ms'])} | {_f(s['mean_ms'])} | "
+            L.append(f"| {row_name(r)}{flag} | {_f(s['min_ms'])} | {_f(s['mean_ms'])} | "
                      f"{_f(s['p50_ms'])} | {_f(s['p90_ms'])} | {_f(s['p99_ms'])} | "
                      f"{_f(s['max_ms'])} | {s['cv_pct']:.1f} | {s['p99_over_p50']:.2f} | "
                      f"{s['throughput_fps']:.1f} | {_f(vs) + 'x' if vs else '-'} | "
@@ -114,7 +124,7 @@ def markdown(record: Dict[str, object]) -> str:
             flag = " ⚠" if fp.get("warning") else ""
             vs = r.get("ratios", {}).get("full_path_vs_torch")
             share = stg["postprocess"]["p50_ms"] / s["p50_ms"] if s["p50_ms"] else 0
-            L.append(f"| {r['backend']}{flag} | {_f(s['min_ms'])} | {_f(s['mean_ms'])} | "
+            L.append(f"| {row_name(r)}{flag} | {_f(s['min_ms'])} | {_f(s['mean_ms'])} | "
                      f"{_f(s['p50_ms'])} | {_f(s['p90_ms'])} | {_f(s['p99_ms'])} | "
                      f"{_f(s['max_ms'])} | {s['cv_pct']:.1f} | {s['throughput_fps']:.1f} | "
                      f"{_f(vs) + 'x' if vs else '-'} | {_f(stg['preprocess']['p50_ms'])} | "
@@ -135,7 +145,7 @@ def markdown(record: Dict[str, object]) -> str:
                     if not p:
                         continue
                     temps = p.get("temps_c_max") or {}
-                    L.append(f"| {r['backend']} | {phase} | {p['samples']} | "
+                    L.append(f"| {row_name(r)} | {phase} | {p['samples']} | "
                              f"{_f(p.get('avg_total_mw'), 0)} | "
                              f"{_f(p.get('energy_mj_per_frame'))} | "
                              f"{_f(p.get('energy_above_idle_mj_per_frame'))} | "
@@ -268,7 +278,7 @@ def write_plot(record: Dict[str, object], path: str) -> None:
                 for patch in bp["boxes"]:
                     patch.set_facecolor(colors[key])
             ticks.append(3 * i + 1.5)
-            names.append(r["backend"])
+            names.append(row_name(r))
         ax.set_xticks(ticks)
         ax.set_xticklabels(names, rotation=30, ha="right")
         ax.set_yscale("log")

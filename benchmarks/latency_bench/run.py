@@ -19,7 +19,7 @@ from .common import first_line, log, parse_size, script_path, shown, size_label
 from .goals import add_ratios, goals
 from .jetson import (TRTEXEC_FLAGS, TegrastatsSampler, detect_jetson, power_summary,
                      query_jetson, tegrastats_command, trtexec_command)
-from .machine import (BUSY_OTHERS_PCT, cpu_snapshot, load_average, machine_info,
+from .machine import (BUSY_OTHERS_PCT, compute_peaks, cpu_snapshot, load_average, machine_info,
                       others_cpu_pct, versions)
 from .stats import (STAGES, TRTEXEC_CV_LIMIT_PCT, UNSTABLE_RULE, letterboxed_batches,
                     list_frames, load_frames, spread_warning, summarize, time_full_path,
@@ -43,7 +43,7 @@ def model_complexity(preset: str, sizes: Sequence[Tuple[int, int]]) -> Dict[str,
 def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
     from oscar_edge.data import default_data_root
 
-    backends = parse_backends(args.backends)
+    backends = parse_backends(args.backends, getattr(args, "precision", None))
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()] if args.sizes \
         else [parse_size(args.size)]
     if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.frames < 1:
@@ -68,6 +68,11 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
         "versions": versions(),
         "load_average_start": load_average(),
     }
+    m = record["machine"]
+    used = min(int(args.threads or m.get("physical_cores") or m.get("cpus_usable") or 1),
+               int(m.get("physical_cores") or m.get("cpus_usable") or 1))
+    m["peaks"] = compute_peaks(m.get("cpu_flags", []), used, m.get("cpu_ghz_reported"),
+                               str(m.get("cpu_vendor") or ""), m.get("cpu_family"))
     src = model_source(args, work)
     torch_threads = None
     try:  # the FLOP count needs torch as well
@@ -84,6 +89,9 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
         "torch": torch_threads,
         "onnxruntime": {"intra_op": args.threads or "default (one per physical core)",
                         "inter_op": "default", "spin_wait": "default (on)"},
+        "openvino": {"inference_num_threads": args.threads or "default (all cores)",
+                     "performance_hint": "LATENCY",
+                     "precision_hint": getattr(args, "ov_hint", "f32")},
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                            "OPENBLAS_NUM_THREADS", "ORT_NUM_THREADS")
                 if k in os.environ},

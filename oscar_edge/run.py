@@ -200,7 +200,6 @@ def _main(args: argparse.Namespace) -> int:
                                 peak_refine=args.peak_refine == "on")
         except ValueError as exc:  # a fixed-size model and another --input-size, ...
             raise UserError(str(exc)) from None
-        _compile_fixed(choice, detector)
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.
         source.open()
         opened = True
@@ -213,6 +212,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.jsonl:
             outputs.append(JsonlOutput(args.jsonl, header=run_info(uri, choice, detector,
                                                                     args.score_thr)))
+        _compile_fixed(choice, detector)  # after every check that can refuse the run
         size = (f"{detector.input_size[1]}x{detector.input_size[0]} fixed" if detector.input_size
                 else f"keep-ratio fit {detector.fit[0]}x{detector.fit[1]}")
         print(f"{PROG}: {source.describe()} -> {choice.label}, input {size}, decode+NMS "

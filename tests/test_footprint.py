@@ -9,12 +9,14 @@ RUNTIME_MODULES = [
     "oscar_edge.preprocess", "oscar_edge.postprocess", "oscar_edge.pipeline",
     "oscar_edge.metrics", "oscar_edge.data", "oscar_edge.data.annotations",
     "oscar_edge.errors", "oscar_edge.presets", "oscar_edge.cli",
-    # the field runtime (oscar-edge run): numpy, OpenCV, ONNX Runtime (+ TensorRT on a Jetson)
+    # the field runtime (oscar-edge run): numpy, OpenCV, OpenVINO / ONNX Runtime (+ TensorRT on a
+    # Jetson)
     "oscar_edge.run", "oscar_edge.runtime", "oscar_edge.latency", "oscar_edge.native",
     "oscar_edge.io", "oscar_edge.io.sources", "oscar_edge.io.synthetic", "oscar_edge.io.capture",
     "oscar_edge.io.outputs", "oscar_edge.io.render", "oscar_edge.backends",
     "oscar_edge.backends.base", "oscar_edge.backends.factory", "oscar_edge.backends.ort_backend",
-    "oscar_edge.backends.trt_backend",
+    "oscar_edge.backends.trt_backend", "oscar_edge.backends.openvino_backend",
+    "oscar_edge.backends.onnx_meta", "oscar_edge.sizes",
 ]
 FORBIDDEN = ["torch", "onnx", "onnxsim", "modelopt", "oscar_edge.export"]
 

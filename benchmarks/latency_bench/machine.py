@@ -100,6 +100,7 @@ def versions() -> Dict[str, Optional[str]]:
         "torch": pkg_version("torch"),
         "onnxruntime": pkg_version("onnxruntime") or pkg_version("onnxruntime-gpu"),
         "onnx": pkg_version("onnx"),
+        "openvino": pkg_version("openvino"),
         "nvidia-modelopt": pkg_version("nvidia-modelopt"),
         "opencv": cv2.__version__,
         "tensorrt": tensorrt_version(),

@@ -54,12 +54,15 @@ def markdown(record: Dict[str, object]) -> str:
              f"{' '.join(isa['present']) or '-'}; absent: {' '.join(isa['absent']) or '-'}; "
              f"{m['os']['distribution'] or m['os']['platform']}")
     L.append(f"- Versions: Python {v['python']}, numpy {v['numpy']}, torch {v['torch']}, "
-             f"onnxruntime {v['onnxruntime']}, ModelOpt {v['nvidia-modelopt']}, TensorRT "
+             f"onnxruntime {v['onnxruntime']}, OpenVINO {v.get('openvino')}, "
+             f"ModelOpt {v['nvidia-modelopt']}, TensorRT "
              f"{v['tensorrt']}, oscar_edge {v['oscar_edge']} ({v.get('git', '?')})")
     torch_t = th["torch"] or {}
     L.append(f"- Threads: requested {th['requested'] or 'default'}; PyTorch intra-op "
              f"{torch_t.get('intra_op', '-')}, inter-op {torch_t.get('inter_op', '-')}; ONNX "
-             f"Runtime intra-op {th['onnxruntime']['intra_op']}")
+             f"Runtime intra-op {th['onnxruntime']['intra_op']}"
+             + (f"; OpenVINO {th['openvino']['inference_num_threads']} inference threads, "
+                f"hint {th['openvino']['precision_hint']}" if th.get("openvino") else ""))
     L.append(f"- Frames: {len(st['frames'])} SIRST-V2 `{st['split']}` images "
              f"({', '.join(st['frame_shapes'])} px) letterboxed to each size; {st['runs']} timed "
              f"calls after {st['warmup']} warm-up calls per backend and phase; load average "

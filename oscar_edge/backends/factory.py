@@ -203,7 +203,7 @@ def create_backend(kind: str = "auto", model: Optional[str] = None, engine: Opti
         notes.extend(b.notes)
         return BackendChoice(b, "openvino", f"OpenVINO {b.version} CPU ({path.name}, "
                              f"{b.precision}, hint {b.describe_hint()}, {_threads_text(threads)})",
-                             f"OpenVINO CPU {b.precision} {b.effective_hint}", notes,
+                             f"OpenVINO CPU {b.precision}, hint {b.effective_hint}", notes,
                              precision=b.precision, hint=b.hint,
                              hint_effective=b.effective_hint)
     # ONNX Runtime

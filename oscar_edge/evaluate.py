@@ -24,6 +24,7 @@ from .errors import UserError, run_cli
 from .metrics import DEFAULT_SCORE_THR, evaluate_detections, noco_key, noco_map, plot_pr_curves
 from .pipeline import Detector
 from .preprocess import read_grey
+from .sizes import argparse_type
 
 
 def detect_split(detector: Detector, samples: Sequence, progress: bool = True
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "inside it (README, \"Peak-centred localization\"; "
                         "oscar_edge.postprocess.peak_refine); default: the pipeline's default "
                         "(on)")
+    p.add_argument("--input-size", type=argparse_type(name="--input-size", multiple=32),
+                   metavar="WxH", help="letterbox every image into this fixed network input, "
+                   "as the runtime's --input-size does (default: keep-ratio fit to 1000x600)")
     p.add_argument("--json", help="write the metrics as JSON here")
     p.add_argument("--plot", help="write the precision-recall curves as PNG here")
     p.add_argument("--no-progress", action="store_true")
@@ -136,28 +140,37 @@ def _main(args: argparse.Namespace) -> int:
         source, preset = {"checkpoint": str(args.checkpoint or "shipped")}, model.preset.name
         label = f"{args.checkpoint or 'shipped'} ({preset})"
     samples = load_samples(args.data, args.split)
-    detector = make_detector(backend, args.peak_refine)
+    input_size = (args.input_size[1], args.input_size[0]) if args.input_size else None
+    try:
+        detector = make_detector(backend, args.peak_refine, input_size)
+    except ValueError as exc:  # a fixed-size model and another --input-size
+        raise UserError(str(exc)) from None
     m = evaluate_model(detector, samples, args.score_thr, progress=not args.no_progress)
     curves = m.pop("curves")
     refine = getattr(detector, "peak_refine", None)
-    print(f"model {label} on {args.split}"
+    size = (f"input {args.input_size[0]}x{args.input_size[1]} fixed" if args.input_size
+            else f"input keep-ratio fit {detector.fit[0]}x{detector.fit[1]}")
+    print(f"model {label} on {args.split}; {size}"
           + ("" if refine is None else f"; peak refinement {'on' if refine else 'off'}"))
     print(format_metrics(m))
     if args.json:
         m.update(**source, preset=preset, split=args.split)
         if refine is not None:
             m["peak_refine"] = bool(refine)
+        m["input_size"] = (f"{args.input_size[0]}x{args.input_size[1]}" if args.input_size
+                           else None)
         Path(args.json).write_text(json.dumps(m, indent=2) + "\n")
     if args.plot:
         plot_pr_curves(curves, args.plot, title=f"{preset} on {args.split}")
     return 0
 
 
-def make_detector(backend, peak_refine: Optional[str] = None) -> Detector:
-    """``Detector(backend)`` with peak refinement "on" / "off" (None: the pipeline's default)."""
-    if peak_refine is None:
-        return Detector(backend)
-    return Detector(backend, peak_refine=peak_refine == "on")
+def make_detector(backend, peak_refine: Optional[str] = None,
+                  input_size: Optional[Tuple[int, int]] = None) -> Detector:
+    """``Detector(backend)`` with peak refinement "on" / "off" (None: the pipeline's default)
+    and, when given, a fixed (height, width) letterbox input."""
+    kwargs = {} if peak_refine is None else {"peak_refine": peak_refine == "on"}
+    return Detector(backend, input_size=input_size, **kwargs)
 
 
 def _check_writable(path: str) -> None:

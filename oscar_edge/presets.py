@@ -28,7 +28,9 @@ class Preset:
         head_channels: H, the head tower width (F/2 in the released models).
         coarse_tower_depth: convs per tower on P3.
         refine_tower_depth: convs per tower on P2.
-        gn_groups: GroupNorm groups in the towers.
+        gn_groups: GroupNorm groups in the towers (``norm`` "gn").
+        norm: tower normalisation, "gn" (GroupNorm, the released design) or "bn" (BatchNorm,
+            folded into the convolutions at export: no normalisation op in the graph).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Preset:
     coarse_tower_depth: int = 4
     refine_tower_depth: int = 4
     gn_groups: int = 32
+    norm: str = "gn"
     notes: str = ""
     # Published / counted reference figures (spec section 1), for the tests.
     reference_params: Optional[float] = None
@@ -82,6 +85,22 @@ PRESETS: Dict[str, Preset] = {
                 "project design for Jetson/CPU: light 2-conv stem without max-pool, "
                 "ResNet-style BasicBlock stages (1,1,1,1) of width 32-256, FPN width 32, "
                 "head width 32 (= F, not F/2), 2-conv towers, GroupNorm(8)"
+            ),
+        ),
+        Preset(
+            name="oscar-edge-v2",
+            stem_channels=(16, 32),
+            stage_channels=(32, 64, 128, 256),
+            stage_depths=(1, 1, 1, 1),
+            fpn_channels=32,
+            head_channels=24,
+            coarse_tower_depth=2,
+            refine_tower_depth=2,
+            norm="bn",
+            notes=(
+                "deploy-first oscar-edge: the same backbone and FPN, head towers of width 24 "
+                "with BatchNorm + ReLU (folded into the convolutions at export: the graph is "
+                "convolutions, ReLU, Resize, Add, Concat, Sigmoid, Mul), 2-conv towers"
             ),
         ),
     )

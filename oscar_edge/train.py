@@ -12,6 +12,11 @@ Recipe (spec section 5, adapted for CPU training): AdamW (lr 2e-3, weight decay 
 linear warm-up then poly decay to 0, random crops around targets (see
 ``oscar_edge.data.dataset``), gradient-norm clipping, a NaN guard that skips the step and
 says so. CPU by default; CUDA with mixed precision when ``--device cuda``/auto finds one.
+
+Options of the deploy-first recipe (README, "Training"): ``--ema DECAY`` keeps an exponential
+moving average of the weights and buffers (torch.optim.swa_utils.AveragedModel); validation
+then evaluates the EMA weights and ``best.pt`` holds them. ``--scale-jitter 0.5,2`` takes each
+crop at a random scale between 0.5x and 2x of the inference scale (log-uniform).
 """
 from __future__ import annotations
 
@@ -54,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="exponential moving average of the weights with this decay per "
+                        "iteration (e.g. 0.998); validation and best.pt use it (0: off)")
+    p.add_argument("--scale-jitter", default="1,1", metavar="LO,HI",
+                   help="random crop scale range relative to the inference scale, log-uniform "
+                        "(default 1,1: none; e.g. 0.5,2)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--max-iters-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -65,6 +76,18 @@ def parse_size(text: str, name: str = "--crop") -> tuple:
         return _parse_size(text, text_order="HxW", order="hw_out", multiple=32, name=name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def parse_scale_range(text: str) -> tuple:
+    """'0.5,2' -> (0.5, 2.0); UserError unless 0 < low <= high."""
+    try:
+        lo, hi = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise UserError(f"--scale-jitter must look like 0.5,2 (low,high), got {text!r}") \
+            from None
+    if not 0 < lo <= hi:
+        raise UserError(f"--scale-jitter {text}: need 0 < low <= high")
+    return lo, hi
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -87,6 +110,9 @@ def train(args: argparse.Namespace) -> int:
     from .pipeline import Detector
 
     crop = parse_size(args.crop)
+    scale_range = parse_scale_range(args.scale_jitter)
+    if not 0.0 <= args.ema < 1.0:
+        raise UserError(f"--ema must be in [0, 1), got {args.ema}")
     out = Path(args.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists() and not args.resume:
@@ -103,6 +129,12 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
 
     model = build_model(args.preset).to(device)
+    ema = None
+    if args.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema),
+                            use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, iteration, best, skipped = 0, 0, -1.0, 0
@@ -110,6 +142,11 @@ def train(args: argparse.Namespace) -> int:
         state = ckpt.read(last_path)
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
+        if ema is not None:
+            if "ema_state_dict" not in state:
+                raise UserError(f"--ema: {last_path} was written without EMA; resume without "
+                                "--ema or start a new run")
+            ema.load_state_dict(state["ema_state_dict"])
         start_epoch, iteration = state["epoch"] + 1, state["iteration"]
         best, skipped = state["best"], state.get("skipped", 0)
         print(f"resuming {out} at epoch {start_epoch + 1} (iteration {iteration}, "
@@ -118,7 +155,7 @@ def train(args: argparse.Namespace) -> int:
         (out / "args.json").write_text(json.dumps(vars(args), indent=2) + "\n")
 
     train_set = SirstTrainDataset(args.data, args.train_split, crop=crop, seed=args.seed,
-                                  progress=True)
+                                  progress=True, scale_range=scale_range)
     val_samples = load_samples(args.data, args.val_split)
     iters_per_epoch = len(train_set) // args.batch_size
     if args.max_iters_per_epoch:
@@ -166,6 +203,8 @@ def train(args: argparse.Namespace) -> int:
                 continue
             scaler.step(opt)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             n_ok += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -175,7 +214,9 @@ def train(args: argparse.Namespace) -> int:
                   "lr": opt.param_groups[0]["lr"], "skipped": skipped,
                   **{k: v / max(n_ok, 1) for k, v in sums.items()}}
         if (epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs:
-            m = evaluate_model(Detector(TorchBackend(model, str(device))), val_samples,
+            judged = ema.module if ema is not None else model  # the weights that are saved
+            judged.eval()
+            m = evaluate_model(Detector(TorchBackend(judged, str(device))), val_samples,
                                progress=False)
             m.pop("curves")
             record.update(val_mNoCoAP=m["mNoCoAP"], val_AP50=m["AP50"], val_Pd=m["Pd"])
@@ -183,12 +224,15 @@ def train(args: argparse.Namespace) -> int:
                 best = m["mNoCoAP"]
                 meta = {"epoch": epoch + 1, "iteration": iteration, "val_split": args.val_split,
                         "val_metrics": {k: v for k, v in m.items() if isinstance(v, (int, float))},
-                        "train_args": vars(args)}
-                ckpt.save(ckpt.model_checkpoint(model, meta), best_path)
+                        "train_args": vars(args), "ema": bool(ema is not None)}
+                ckpt.save(ckpt.model_checkpoint(judged, meta), best_path)
             model.train()
-        ckpt.save({"preset": args.preset, "state_dict": model.state_dict(),
-                   "optimizer": opt.state_dict(), "epoch": epoch, "iteration": iteration,
-                   "best": best, "skipped": skipped}, last_path)
+        last = {"preset": args.preset, "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict(), "epoch": epoch, "iteration": iteration,
+                "best": best, "skipped": skipped}
+        if ema is not None:
+            last["ema_state_dict"] = ema.state_dict()
+        ckpt.save(last, last_path)
         with open(out / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"

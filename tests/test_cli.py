@@ -111,3 +111,34 @@ def test_train_nan_guard_skips_step(sirst_root, tmp_path, capsys, monkeypatch):
 def test_train_bad_crop_exit_2(sirst_root, tmp_path, capsys):
     assert train_tool.main(_train_args(sirst_root, tmp_path / "c", "--crop", "100x100")) == 2
     assert "multiples of 32" in capsys.readouterr().err
+
+
+def test_train_ema_is_validated_saved_and_resumed(sirst_root, tmp_path, capsys):
+    """--ema: best.pt holds the EMA weights (not the raw ones), last.pt carries the EMA state
+    and --resume continues it; --scale-jitter is checked."""
+    import torch
+
+    from oscar_edge import checkpoint as ckpt
+
+    out = tmp_path / "ema"
+    args = _train_args(sirst_root, out, "--epochs", "1", "--ema", "0.5", "--scale-jitter",
+                       "0.5,2")
+    args[args.index("--preset") + 1] = "oscar-edge-v2"
+    args[args.index("--batch-size") + 1] = "1"
+    args[args.index("--max-iters-per-epoch") + 1] = "3"   # the first update only copies
+    assert train_tool.main(args) == 0
+    last, best = ckpt.read(out / "last.pt"), ckpt.read(out / "best.pt")
+    assert best["meta"]["ema"] is True and best["preset"] == "oscar-edge-v2"
+    ema = {k[len("module."):]: v for k, v in last["ema_state_dict"].items()
+           if k.startswith("module.")}
+    raw = last["state_dict"]
+    assert set(ema) == set(raw)
+    name = next(k for k in raw if k.endswith("refine_cls.weight"))
+    assert torch.equal(best["state_dict"][name], ema[name])
+    assert not torch.equal(ema[name], raw[name])      # the average differs from the raw step
+    args[args.index("--epochs") + 1] = "2"
+    assert train_tool.main(args + ["--resume"]) == 0
+    assert int(ckpt.read(out / "last.pt")["ema_state_dict"]["n_averaged"]) == 6
+    bad = _train_args(sirst_root, tmp_path / "bad", "--epochs", "1", "--scale-jitter", "2,0.5")
+    assert train_tool.main(bad) == 2
+    assert "--scale-jitter" in capsys.readouterr().err

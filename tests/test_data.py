@@ -128,3 +128,34 @@ def test_noco_on_p2_samples_pixel_4i_plus_2():
 def test_crop_must_be_multiple_of_32(sirst_root):
     with pytest.raises(ValueError, match="multiple of 32"):
         SirstTrainDataset(str(sirst_root), "mini_trainval", crop=(100, 100))
+
+
+def test_scale_jitter_crops_targets_at_other_scales(sirst_root):
+    """Scale jitter (0.5x-2x): the same image and crop origin rule, targets appear at other
+    sizes; crops keep their shape, boxes stay inside and on the NoCo map; reproducible."""
+    torch = pytest.importorskip("torch")
+    from oscar_edge.data.dataset import SirstTrainDataset
+
+    plain = SirstTrainDataset(str(sirst_root), "mini_trainval", crop=(128, 128), seed=3)
+    jit = SirstTrainDataset(str(sirst_root), "mini_trainval", crop=(128, 128), seed=3,
+                            scale_range=(0.5, 2.0))
+    sizes_plain, sizes_jit = [], []
+    for epoch in range(12):
+        plain.set_epoch(epoch)
+        jit.set_epoch(epoch)
+        for i in range(len(jit)):
+            x, b, noco = jit[i]
+            assert tuple(x.shape) == (3, 128, 128) and tuple(noco.shape) == (1, 32, 32)
+            assert torch.all(b[:, 0::2] >= 0) and torch.all(b[:, 0::2] <= 128)
+            sizes_jit += ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).sqrt().tolist()
+            _, bp, _ = plain[i]
+            sizes_plain += ((bp[:, 2] - bp[:, 0]) * (bp[:, 3] - bp[:, 1])).sqrt().tolist()
+    r_plain = max(sizes_plain) / max(min(sizes_plain), 1e-3)
+    r_jit = max(sizes_jit) / max(min(sizes_jit), 1e-3)
+    assert r_jit > r_plain * 1.5          # a wider spread of target sizes
+    jit.set_epoch(5)
+    a, b = jit[1], jit[1]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])   # same (seed, epoch, index)
+    with pytest.raises(ValueError, match="scale_range"):
+        SirstTrainDataset(str(sirst_root), "mini_trainval", crop=(128, 128),
+                          scale_range=(2.0, 0.5))

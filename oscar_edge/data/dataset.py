@@ -4,7 +4,10 @@ Training pipeline per image (spec section 5, with CPU-speed crops: README, "Trai
 shipped model"):
 read grey -> ground-truth NoCo map at the original resolution -> keep-ratio resize to fit
 (1000, 600) (NoCo map nearest-exact) -> horizontal flip (p = 0.5) -> a ``crop`` window, most
-of the time placed so that a random target lies inside it -> normalise (the constants of
+of the time placed so that a random target lies inside it; with scale jitter (``scale_range``,
+e.g. (0.5, 2.0)) the window is taken at a random scale s, log-uniform in the range: a
+(crop / s) window of the fitted image resized to ``crop``, so targets appear s times their
+inference size -> normalise (the constants of
 ``oscar_edge.preprocess``) -> the NoCo map sampled on the P2 grid (nearest-exact: pixel
 4 i + 2).
 """
@@ -60,9 +63,14 @@ class SirstTrainDataset(Dataset):
 
     def __init__(self, root: str, split: str, crop: Tuple[int, int] = (320, 320),
                  fit: Tuple[int, int] = FIT_SIZE, target_crop_prob: float = 0.8,
-                 flip_prob: float = 0.5, seed: int = 0, progress: bool = False) -> None:
+                 flip_prob: float = 0.5, seed: int = 0, progress: bool = False,
+                 scale_range: Tuple[float, float] = (1.0, 1.0)) -> None:
         if crop[0] % 32 or crop[1] % 32:
             raise ValueError(f"crop {crop} must be a multiple of 32")
+        lo, hi = float(scale_range[0]), float(scale_range[1])
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {scale_range}")
+        self.scale_range = (lo, hi)
         self.samples = load_samples(root, split)
         self.crop = crop
         self.target_crop_prob = target_crop_prob
@@ -90,19 +98,30 @@ class SirstTrainDataset(Dataset):
             grey, noco = grey[:, ::-1], noco[:, ::-1]
             boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
         ch, cw = self.crop
-        y0, x0 = self._origin(rng, boxes, h, w)
-        img = np.zeros((ch, cw), dtype=np.uint8)
-        nmap = np.zeros((ch, cw), dtype=np.float32)
+        lo, hi = self.scale_range
+        scale = 1.0 if lo == hi == 1.0 else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        sh, sw = (ch, cw) if scale == 1.0 else (max(int(round(ch / scale)), 1),
+                                                max(int(round(cw / scale)), 1))
+        y0, x0 = self._origin(rng, boxes, h, w, (sh, sw))
+        img = np.zeros((sh, sw), dtype=np.uint8)
+        nmap = np.zeros((sh, sw), dtype=np.float32)
         ys, xs = max(y0, 0), max(x0, 0)
-        ye, xe = min(y0 + ch, h), min(x0 + cw, w)
-        img_valid = np.zeros((ch, cw), dtype=bool)
+        ye, xe = min(y0 + sh, h), min(x0 + sw, w)
+        img_valid = np.zeros((sh, sw), dtype=np.uint8)
         img[ys - y0:ye - y0, xs - x0:xe - x0] = grey[ys:ye, xs:xe]
         nmap[ys - y0:ye - y0, xs - x0:xe - x0] = noco[ys:ye, xs:xe]
-        img_valid[ys - y0:ye - y0, xs - x0:xe - x0] = True
-        x = normalize(img)
-        x[:, ~img_valid] = 0.0  # padding is 0 after normalisation, as at test time
+        img_valid[ys - y0:ye - y0, xs - x0:xe - x0] = 1
         boxes[:, 0::2] -= x0
         boxes[:, 1::2] -= y0
+        if (sh, sw) != (ch, cw):  # scale jitter: the window to the crop size
+            img = cv2.resize(img, (cw, ch), interpolation=cv2.INTER_LINEAR)
+            nmap = cv2.resize(nmap, (cw, ch), interpolation=cv2.INTER_NEAREST_EXACT)
+            img_valid = cv2.resize(img_valid, (cw, ch), interpolation=cv2.INTER_NEAREST_EXACT)
+            boxes[:, 0::2] *= cw / sw
+            boxes[:, 1::2] *= ch / sh
+        img_valid = img_valid.astype(bool)
+        x = normalize(img)
+        x[:, ~img_valid] = 0.0  # padding is 0 after normalisation, as at test time
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         keep = (cx >= 0) & (cx < cw) & (cy >= 0) & (cy < ch)
         boxes = boxes[keep]
@@ -112,8 +131,8 @@ class SirstTrainDataset(Dataset):
                 torch.from_numpy(np.ascontiguousarray(noco_on_p2(nmap)))[None])
 
     def _origin(self, rng: np.random.Generator, boxes: np.ndarray, h: int,
-                w: int) -> Tuple[int, int]:
-        ch, cw = self.crop
+                w: int, window: Tuple[int, int]) -> Tuple[int, int]:
+        ch, cw = window
         if len(boxes) and rng.random() < self.target_crop_prob:
             b = boxes[rng.integers(len(boxes))]
             lo_x, hi_x = int(np.ceil(b[2])) - cw, int(b[0])

@@ -211,7 +211,11 @@ def export_onnx(checkpoint: Optional[str | os.PathLike] = None,
     model, _meta = load_model(ckpt_path)
     preset = model.preset.name
 
-    data, channels = _torch_to_onnx_bytes(model, int(opset))
+    from ..models.fuse import fold_batchnorm
+
+    # BatchNorm folded into the convolutions here, not left to the exporter: the graph has no
+    # BatchNormalization node whatever the torch / onnxsim versions do (GroupNorm stays).
+    data, channels = _torch_to_onnx_bytes(fold_batchnorm(model), int(opset))
     graph = onnx.load_from_string(data)
     simplified = False
     if do_simplify:

@@ -46,13 +46,21 @@ class Scale(nn.Module):
         return x * self.scale
 
 
-def tower(cin: int, channels: int, depth: int, groups: int) -> nn.Sequential:
-    """``depth`` x [3x3 conv (no bias) + GroupNorm(groups) + ReLU]."""
+def tower(cin: int, channels: int, depth: int, groups: int, norm: str = "gn") -> nn.Sequential:
+    """``depth`` x [3x3 conv (no bias) + GroupNorm(groups) or BatchNorm + ReLU].
+
+    Deviation (named), ``norm="bn"`` (preset ``oscar-edge-v2``): the spec's towers use
+    GroupNorm; BatchNorm can be folded into the convolution at export, so the deployed graph
+    has no normalisation op (GroupNorm costs layout changes on CPUs and cannot be fused by INT8
+    runtimes). The towers are per level (P3 / P2), so BatchNorm statistics are never shared
+    between scales."""
+    if norm not in ("gn", "bn"):
+        raise ValueError(f"norm must be 'gn' or 'bn', got {norm!r}")
     layers = []
     for i in range(depth):
         layers += [
             nn.Conv2d(cin if i == 0 else channels, channels, 3, padding=1, bias=False),
-            nn.GroupNorm(groups, channels),
+            nn.GroupNorm(groups, channels) if norm == "gn" else nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         ]
     return nn.Sequential(*layers)
@@ -70,20 +78,21 @@ class OscarHead(nn.Module):
         channels: H, tower width.
         coarse_depth / refine_depth: convs per tower on P3 / P2.
         groups: GroupNorm groups.
+        norm: "gn" (GroupNorm) or "bn" (BatchNorm, folded at export).
     """
 
     def __init__(self, in_channels: int, channels: int, coarse_depth: int = 4,
-                 refine_depth: int = 4, groups: int = 32) -> None:
+                 refine_depth: int = 4, groups: int = 32, norm: str = "gn") -> None:
         super().__init__()
         f, h = in_channels, channels
-        self.coarse_cls_tower = tower(f, h, coarse_depth, groups)
-        self.coarse_reg_tower = tower(f, h, coarse_depth, groups)
+        self.coarse_cls_tower = tower(f, h, coarse_depth, groups, norm)
+        self.coarse_reg_tower = tower(f, h, coarse_depth, groups, norm)
         self.coarse_cls = nn.Conv2d(h, 1, 3, padding=1)
         self.coarse_reg = nn.Conv2d(h, 4, 3, padding=1)
         self.coarse_scale = Scale()
-        self.refine_reg_tower = tower(f + h, h, refine_depth, groups)
-        self.refine_cls_tower = tower(f, h, refine_depth, groups)
-        self.refine_noco_tower = tower(f, h, refine_depth, groups)
+        self.refine_reg_tower = tower(f + h, h, refine_depth, groups, norm)
+        self.refine_cls_tower = tower(f, h, refine_depth, groups, norm)
+        self.refine_noco_tower = tower(f, h, refine_depth, groups, norm)
         self.refine_reg = nn.Conv2d(h, 4, 3, padding=1)
         self.refine_cls = nn.Conv2d(h, 1, 3, padding=1)
         self.refine_noco = nn.Conv2d(h, 1, 3, padding=1)
@@ -95,6 +104,9 @@ class OscarHead(nn.Module):
                 nn.init.normal_(m.weight, std=0.01)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, p2: torch.Tensor, p3: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(P2, P3) -> (refine_score, refine_bbox, refine_noco, coarse_score, coarse_bbox)."""

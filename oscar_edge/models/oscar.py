@@ -26,7 +26,7 @@ class Oscar(nn.Module):
         self.neck = FPN(preset.stage_channels, preset.fpn_channels)
         self.head = OscarHead(preset.fpn_channels, preset.head_channels,
                               preset.coarse_tower_depth, preset.refine_tower_depth,
-                              preset.gn_groups)
+                              preset.gn_groups, preset.norm)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         p2, p3 = self.neck(self.backbone(x))

@@ -553,7 +553,7 @@ def test_tiny_run_with_openvino_int8_names_the_hint(tmp_path, sirst_root):
            "--work-dir", str(tmp_path / "w"), "--json", str(out_json)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert "| openvino-int8 (f32) |" in p.stdout
+    assert "| openvino-int8 (f32)" in p.stdout   # " ⚠" may follow under load
     rec = json.loads(out_json.read_text())
     by = {r["backend"]: r for r in rec["results"]}
     assert set(by) == {"ort-int8", "openvino-int8"}

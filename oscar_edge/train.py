@@ -4,8 +4,9 @@
         --train-split train_full --val-split val_full --out runs/edge
 
 Writes into --out: ``last.pt`` (resumable, written atomically after every epoch),
-``best.pt`` (best validation mNoCoAP, model weights only), ``log.jsonl`` (one line per
-epoch) and ``args.json``. Resume an interrupted run with the same command plus --resume.
+``best.pt`` (best validation mNoCoAP, model weights only), ``final.pt`` (the weights at the
+end, EMA weights with --ema: not selected on validation), ``log.jsonl`` (one line per epoch)
+and ``args.json``. Resume an interrupted run with the same command plus --resume.
 An existing run is never overwritten.
 
 Recipe (spec section 5, adapted for CPU training): AdamW (lr 2e-3, weight decay 0.05),
@@ -238,7 +239,15 @@ def train(args: argparse.Namespace) -> int:
         summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in record.items())
         print(summary, flush=True)
-    print(f"done: best val mNoCoAP {best:.4f} -> {best_path}")
+    final = ema.module if ema is not None else model
+    ckpt.save(ckpt.model_checkpoint(final, {"epoch": args.epochs, "iteration": iteration,
+                                            "train_args": vars(args),
+                                            "ema": bool(ema is not None),
+                                            "note": "final weights (EMA when --ema), not "
+                                                    "selected on validation"}),
+              out / "final.pt")
+    print(f"done: best val mNoCoAP {best:.4f} -> {best_path}; final weights -> "
+          f"{out / 'final.pt'}")
     return 0
 
 

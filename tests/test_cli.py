@@ -139,6 +139,8 @@ def test_train_ema_is_validated_saved_and_resumed(sirst_root, tmp_path, capsys):
     args[args.index("--epochs") + 1] = "2"
     assert train_tool.main(args + ["--resume"]) == 0
     assert int(ckpt.read(out / "last.pt")["ema_state_dict"]["n_averaged"]) == 6
+    final = ckpt.read(out / "final.pt")
+    assert final["meta"]["ema"] is True and final["meta"]["epoch"] == 2
     bad = _train_args(sirst_root, tmp_path / "bad", "--epochs", "1", "--scale-jitter", "2,0.5")
     assert train_tool.main(bad) == 2
     assert "--scale-jitter" in capsys.readouterr().err

@@ -49,16 +49,24 @@ def _row(precision: str, backend: str, path: Optional[str], metrics: Optional[Di
     }
 
 
-def _evaluate(infer, samples, progress: bool, refines: Sequence[bool] = (True,)) -> List[Dict]:
+def evaluate_settings(infer, samples, progress: bool = True, refines: Sequence[bool] = (True,),
+                      input_size=None) -> List[Dict]:
+    """Public name of :func:`_evaluate` (used by ``benchmarks/input_size_study.py``)."""
+    return _evaluate(infer, samples, progress, refines, input_size)
+
+
+def _evaluate(infer, samples, progress: bool, refines: Sequence[bool] = (True,),
+              input_size=None) -> List[Dict]:
     """Metrics of ``infer`` on ``samples``, one dict per peak refinement setting; the backend
-    runs once per image and every setting post-processes the same raw outputs."""
+    runs once per image and every setting post-processes the same raw outputs. ``input_size``
+    (height, width): a fixed letterbox input instead of the keep-ratio fit."""
     from tqdm import tqdm
 
     from ..metrics import evaluate_detections, noco_map
     from ..pipeline import Detector
     from ..preprocess import read_grey
 
-    detectors = [Detector(infer, peak_refine=r) for r in refines]
+    detectors = [Detector(infer, peak_refine=r, input_size=input_size) for r in refines]
     dets: List[List] = [[] for _ in refines]
     maps = []
     for s in tqdm(samples, desc="evaluating", unit="img", disable=not progress, leave=False):

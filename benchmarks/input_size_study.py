@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Accuracy against the network input size: fixed letterbox sizes and the keep-ratio fit, with
+peak refinement on and off, for one or more models, on a SIRST-V2 split.
+
+    python benchmarks/input_size_study.py --model v1=oscar_edge/weights/oscar-edge.onnx \
+        --model v2=model-v2.onnx --sizes 640x512,fit,1280x1024 --split val_full --threads 2 \
+        [--json study.json]
+
+Each model runs on ONNX Runtime's CPU provider (``--backend openvino`` for OpenVINO), once per
+image and size; both peak refinement settings post-process the same raw outputs, with the same
+decode + NMS and metrics as ``oscar-edge evaluate --input-size WxH`` (a fixed letterbox, as the
+runtime's ``--input-size``). Prints a Markdown table: mNoCoAP, AP50, and Pd / false alarms per
+image at score 0.1, and per model the spread of mNoCoAP across the sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+_REPO = Path(__file__).resolve().parents[1]
+if (_REPO / "oscar_edge" / "__init__.py").is_file():
+    sys.path.insert(0, str(_REPO))
+
+from oscar_edge.errors import UserError, run_cli  # noqa: E402
+from oscar_edge.sizes import parse_size  # noqa: E402
+
+
+def parse_sizes(text: str) -> List[Optional[tuple]]:
+    """'640x512,fit' -> [(512, 640), None] ((height, width); None = keep-ratio fit)."""
+    out: List[Optional[tuple]] = []
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        if part == "fit":
+            out.append(None)
+            continue
+        try:
+            out.append(parse_size(part, order="hw_out", multiple=32, name="--sizes"))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if not out:
+        raise UserError("--sizes is empty")
+    return out
+
+
+def parse_model(text: str) -> tuple:
+    name, sep, path = str(text).partition("=")
+    if not sep or not name or not path:
+        raise UserError(f"--model must look like NAME=path.onnx, got {text!r}")
+    if not Path(path).is_file():
+        raise UserError(f"--model {name}: file not found: {path}")
+    return name, path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="input_size_study.py", description=__doc__.splitlines()[0])
+    p.add_argument("--model", action="append", required=True, metavar="NAME=ONNX",
+                   help="a model to study (repeat for more)")
+    p.add_argument("--sizes", default="640x512,fit,1280x1024",
+                   help="comma list of WxH and 'fit' (default %(default)s)")
+    p.add_argument("--data", default=None, help="SIRST-V2 root")
+    p.add_argument("--split", default="val_full")
+    p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", help="write the rows as JSON here")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: _main(args), prog="input_size_study")
+
+
+def _main(args: argparse.Namespace) -> int:
+    from oscar_edge.backends.factory import create_backend
+    from oscar_edge.data import default_data_root
+    from oscar_edge.data.annotations import load_samples
+    from oscar_edge.export.accuracy import evaluate_settings
+    from oscar_edge.preprocess import FIT_SIZE
+
+    models = [parse_model(m) for m in args.model]
+    sizes = parse_sizes(args.sizes)
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise UserError(f"output folder does not exist: {Path(args.json).resolve().parent}")
+    samples = load_samples(args.data or default_data_root(), args.split)
+    rows: List[Dict[str, object]] = []
+    for name, path in models:
+        choice = create_backend(args.backend, model=path, threads=args.threads)
+        for hw in sizes:
+            label = "fit %dx%d" % FIT_SIZE if hw is None else f"{hw[1]}x{hw[0]}"
+            ms = evaluate_settings(choice.backend, samples, not args.no_progress, (True, False),
+                                   hw)
+            for refine, m in zip((True, False), ms):
+                rows.append({"model": name, "onnx": path, "size": label, "peak_refine": refine,
+                             "mNoCoAP": m["mNoCoAP"], "AP50": m["AP50"], "Pd": m["Pd"],
+                             "Fa_per_image": m["Fa_per_image"], "backend": choice.label})
+    print(f"Input size study on `{args.split}` ({len(samples)} images), "
+          f"{rows[0]['backend'] if rows else ''}:\n")
+    print("| model | input | peak refinement | mNoCoAP | AP50 | Pd @ 0.1 | false alarms / image |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['size']} | {'on' if r['peak_refine'] else 'off'} | "
+              f"{r['mNoCoAP']:.4f} | {r['AP50']:.4f} | {r['Pd']:.3f} | {r['Fa_per_image']:.3f} |")
+    print()
+    for name, _ in models:
+        for refine in (True, False):
+            vals = [r["mNoCoAP"] for r in rows if r["model"] == name and r["peak_refine"] == refine]
+            print(f"- {name}, refinement {'on' if refine else 'off'}: mNoCoAP spread across sizes "
+                  f"{100 * (max(vals) - min(vals)):.2f} points")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"split": args.split, "rows": rows}, indent=2)
+                                   + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

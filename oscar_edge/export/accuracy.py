@@ -44,6 +44,8 @@ def _row(precision: str, backend: str, path: Optional[str], metrics: Optional[Di
         "size_mb": Path(path).stat().st_size / 1e6 if path else float("nan"),
         "mNoCoAP": float(metrics["mNoCoAP"]) if metrics else None,
         "AP50": float(metrics["AP50"]) if metrics else None,
+        "Pd": float(metrics["Pd"]) if metrics else None,
+        "Fa_per_image": float(metrics["Fa_per_image"]) if metrics else None,
         "num_images": int(metrics["num_images"]) if metrics else None,
         "note": note,
     }

@@ -564,3 +564,29 @@ def test_tiny_run_with_openvino_int8_names_the_hint(tmp_path, sirst_root):
     assert ov["model_file"] == by["ort-int8"]["model_file"]
     assert rec["threads"]["openvino"]["precision_hint"] == "f32"
     assert rec["machine"]["peaks"]["cores"] >= 1
+
+
+def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
+    """--baseline-checkpoint: every backend times the baseline right after the main model;
+    the report gets '<key> [baseline]' rows and a 'vs baseline' table with p50 ratios."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    env = dict(os.environ, OSCAR_DATA=str(sirst_root))
+    out_json = tmp_path / "out.json"
+    shipped = Path(__file__).resolve().parents[1] / "oscar_edge" / "weights" / "oscar-edge.pt"
+    cmd = [sys.executable, str(SCRIPT), "--backends", "ort", "--preset", "oscar-edge-v2",
+           "--baseline-checkpoint", str(shipped), "--size", "160x128", "--runs", "3",
+           "--warmup", "1", "--frames", "2", "--threads", "1", "--no-jetson",
+           "--work-dir", str(tmp_path / "w"), "--json", str(out_json)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rec = json.loads(out_json.read_text())
+    by = {r["backend"]: r for r in rec["results"]}
+    assert set(by) == {"ort", "ort [baseline]"}
+    assert rec["baseline"]["preset"] == "oscar-edge" and rec["model"]["preset"] == "oscar-edge-v2"
+    main, base = by["ort"], by["ort [baseline]"]
+    ratio = main["model_only"]["stats"]["p50_ms"] / base["model_only"]["stats"]["p50_ms"]
+    assert main["ratios"]["model_only_vs_baseline"] == pytest.approx(ratio)
+    # each row's GFLOP/s uses its own model's MACs
+    assert base["gflop_mac_per_image"] > main["gflop_mac_per_image"]
+    assert "### vs baseline (`oscar-edge`" in p.stdout and f"{ratio:.2f}x" in p.stdout

@@ -22,6 +22,9 @@ installed" where TensorRT is absent |
 ``ort-int8`` (the INT8 Q/DQ file TensorRT builds from) / ``ort-fp16``, compiled for the static \
 shape of the run, precision hint ``--ov-hint`` (default f32; the row label names it) |
 
+``--baseline-checkpoint PT`` times a second model (e.g. the previous shipped one) with every
+backend, each right after the main model: rows ``<key> [baseline]`` and a "vs baseline" table.
+
 ``--precision {fp32,fp16,int8}`` turns the plain keys ``ort``, ``openvino`` and ``trt`` into that
 precision's key (``--backends torch,ort,openvino --precision int8`` = ``torch,ort-int8,
 openvino-int8``).

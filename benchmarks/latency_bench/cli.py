@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "presets run random-init weights)")
     p.add_argument("--checkpoint", help="use these weights (.pt) instead of the shipped / "
                                         "random-init ones (its preset wins over --preset)")
+    p.add_argument("--baseline-checkpoint", metavar="PT",
+                   help="also time this checkpoint (e.g. the previous shipped model) with every "
+                        "backend, each row right after the main model's; rows '<key> "
+                        "[baseline]' and a 'vs baseline' table (main p50 / baseline p50)")
     p.add_argument("--size", default="640x512",
                    help="network input WIDTHxHEIGHT, multiples of 32 (default %(default)s)")
     p.add_argument("--sizes", help="comma list of WIDTHxHEIGHT: a size sweep (overrides --size)")

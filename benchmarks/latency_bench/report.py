@@ -178,6 +178,30 @@ def markdown(record: Dict[str, object]) -> str:
                          f"{_f(r['full_path']['total']['p50_ms'])} | "
                          f"{_f(r.get('achieved_gflops'), 1)} |")
         L.append("")
+    if record.get("baseline"):
+        b = record["baseline"]
+        L.append(f"### vs baseline (`{b['preset']}`, {b['checkpoint']})")
+        L.append("")
+        L.append("Each backend timed the baseline right after the main model (same frames, "
+                 "size, threads); ratio = main p50 / baseline p50 (below 1: the main model is "
+                 "faster).")
+        L.append("")
+        L.append("| backend | size | main model only p50 | baseline model only p50 | ratio | "
+                 "main frame to detections p50 | baseline | ratio |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in ok:
+            rt = r.get("ratios", {})
+            if "model_only_vs_baseline" not in rt:
+                continue
+            t = next(x for x in ok if x.get("baseline_of") == r["backend"]
+                     and x["size"] == r["size"])
+            L.append(f"| {row_name(r)} | {r['size']} | {_f(r['model_only']['stats']['p50_ms'])} "
+                     f"| {_f(t['model_only']['stats']['p50_ms'])} | "
+                     f"{rt['model_only_vs_baseline']:.2f}x | "
+                     f"{_f(r['full_path']['total']['p50_ms'])} | "
+                     f"{_f(t['full_path']['total']['p50_ms'])} | "
+                     f"{rt['full_path_vs_baseline']:.2f}x |")
+        L.append("")
     others = [r for r in results if r["status"] != "ok"]
     if others:
         L.append("### Not measured")

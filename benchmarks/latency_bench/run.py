@@ -147,6 +147,13 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
     # Every graph and engine is made before the first timed call: no quantization or engine
     # build runs between two backends' measurements (it would heat the chip and load the CPU).
     failed = prepare_artifacts(backends, sizes, src, args, data, work)
+    base = baseline_source(args, work)
+    base_handles: Dict[str, Handle] = {}
+    base_failed = prepare_artifacts(backends, sizes, base, args, data, work) if base else {}
+    if base is not None:
+        record["baseline"] = {"checkpoint": str(base.checkpoint), "preset": base.preset,
+                              "fp32_onnx": str(base.fp32_onnx),
+                              **model_complexity(base.preset, sizes)}
     try:
         for hw in sizes:
             batches = letterboxed_batches(greys, args.batch, hw)
@@ -154,16 +161,26 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
                 results.append(measure_one(name, hw, batches, greys, src, args, data, work,
                                            handles, sampler, idle_mw, trtexec,
                                            failed.get((name, size_label(hw)))))
-            for name in [n for n in handles if BACKEND_TABLE[n].per_size]:  # static shapes
-                handles.pop(name).close()
+                if base is not None:  # the baseline model right after, same backend and size
+                    r = measure_one(name, hw, batches, greys, base, args, data, work,
+                                    base_handles, sampler, idle_mw, {},
+                                    base_failed.get((name, size_label(hw))))
+                    r["backend"] = f"{name} {BASELINE_TAG}"
+                    r["baseline_of"] = name
+                    results.append(r)
+            for hs in (handles, base_handles):
+                for name in [n for n in hs if BACKEND_TABLE[n].per_size]:  # static shapes
+                    hs.pop(name).close()
     finally:
-        for h in handles.values():
+        for h in list(handles.values()) + list(base_handles.values()):
             h.close()
         if sampler is not None:
             sampler.stop()
             record["jetson"]["tegrastats_lines"] = sampler.lines
     record["load_average_end"] = load_average()
     add_ratios(results, record["model"])
+    if base is not None:
+        add_baseline_ratios(results, record["baseline"])
     record["results"] = results
     record["goals"] = goals(results, src.preset, record["machine"])
     if any(BACKEND_TABLE[b].trtexec for b in backends) or jetson_mode:
@@ -177,6 +194,45 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
                     "copies and the Python overhead that the trt-* rows above include.",
         }
     return record
+
+
+BASELINE_TAG = "[baseline]"
+
+
+def baseline_source(args: argparse.Namespace, work: Path):
+    """The ``--baseline-checkpoint`` model (exported to ONNX like the main one), or None."""
+    path = getattr(args, "baseline_checkpoint", None)
+    if not path:
+        return None
+    ns = argparse.Namespace(**vars(args))
+    ns.checkpoint = path
+    src = model_source(ns, work)
+    src.weights = f"baseline checkpoint {path}"
+    return src
+
+
+def add_baseline_ratios(results: List[Dict[str, object]], baseline: Dict[str, object]) -> None:
+    """Baseline rows: their own GFLOP/s; main rows: p50 / the baseline's p50 (same backend,
+    size), model only and frame to detections, in place."""
+    gflop = baseline.get("gflop_mac", {})
+    ok = [r for r in results if r["status"] == "ok"]
+    for r in ok:
+        if r.get("baseline_of"):
+            g = gflop.get(r["size"])
+            p50 = r["model_only"]["stats"]["p50_ms"]
+            if g is not None:
+                r["gflop_mac_per_image"] = g
+                r["achieved_gflops"] = g * r["batch"] / (p50 / 1e3)
+                r["achieved_gflops_2mac"] = 2 * r["achieved_gflops"]
+            continue
+        b = next((t for t in ok if t.get("baseline_of") == r["backend"]
+                  and t["size"] == r["size"]), None)
+        if b is not None:
+            r.setdefault("ratios", {})
+            r["ratios"]["model_only_vs_baseline"] = (r["model_only"]["stats"]["p50_ms"]
+                                                     / b["model_only"]["stats"]["p50_ms"])
+            r["ratios"]["full_path_vs_baseline"] = (r["full_path"]["total"]["p50_ms"]
+                                                    / b["full_path"]["total"]["p50_ms"])
 
 
 def measure_one(name: str, hw: Tuple[int, int], batches, greys, src: ModelSource,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -63,12 +64,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="exponential moving average of the weights with this decay per "
                         "iteration (e.g. 0.998); validation and best.pt use it (0: off)")
+    p.add_argument("--ema-tau", type=float, default=500.0, metavar="N",
+                   help="EMA warm-up: the decay of update n is DECAY x (1 - exp(-n / N)), so "
+                        "early validations follow the model instead of the random initial "
+                        "weights (default %(default)s iterations; 0: constant decay)")
     p.add_argument("--scale-jitter", default="1,1", metavar="LO,HI",
                    help="random crop scale range relative to the inference scale, log-uniform "
                         "(default 1,1: none; e.g. 0.5,2)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--max-iters-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     return p
+
+
+def ema_decay(decay: float, tau: float, n: int) -> float:
+    """The EMA decay of update ``n`` (1-based count of earlier updates): ``decay`` ramped up
+    as decay x (1 - exp(-n / tau)); ``tau`` 0 = constant."""
+    return decay if tau <= 0 else decay * (1.0 - math.exp(-n / tau))
+
+
+def ema_update_fn(decay: float, tau: float):
+    """``multi_avg_fn`` for ``torch.optim.swa_utils.AveragedModel``: EMA with the warm-up of
+    ``ema_decay``; integer buffers (BatchNorm's batch counter) are averaged and rounded."""
+    import torch
+
+    @torch.no_grad()
+    def update(ema_list, model_list, n_averaged) -> None:
+        d = ema_decay(decay, tau, int(n_averaged))
+        if torch.is_floating_point(ema_list[0]):
+            torch._foreach_lerp_(ema_list, model_list, 1.0 - d)
+        else:
+            for e, m in zip(ema_list, model_list):
+                e.copy_(torch.round(e * d + m * (1.0 - d)).to(e.dtype))
+
+    return update
 
 
 def parse_size(text: str, name: str = "--crop") -> tuple:
@@ -114,6 +142,8 @@ def train(args: argparse.Namespace) -> int:
     scale_range = parse_scale_range(args.scale_jitter)
     if not 0.0 <= args.ema < 1.0:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.ema_tau < 0:
+        raise UserError(f"--ema-tau must be >= 0, got {args.ema_tau}")
     out = Path(args.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists() and not args.resume:
@@ -132,9 +162,9 @@ def train(args: argparse.Namespace) -> int:
     model = build_model(args.preset).to(device)
     ema = None
     if args.ema:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        from torch.optim.swa_utils import AveragedModel
 
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema),
+        ema = AveragedModel(model, multi_avg_fn=ema_update_fn(args.ema, args.ema_tau),
                             use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

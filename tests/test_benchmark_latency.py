@@ -530,6 +530,34 @@ def test_openvino_goal_rows_name_what_holds_them_back():
     assert all(r["status"] == "MISS" and "inference" in r["why"] for r in full)
 
 
+def test_openvino_goal_rows_one_per_hint():
+    from latency_bench.machine import compute_peaks
+
+    machine = {"peaks": compute_peaks(["avx2", "fma", "avx512f", "avx512_vnni"], 2, 2.5,
+                                      "AuthenticAMD", 26)}
+    res = [_ok("ort", "640x512", 50.0),
+           dict(_ok("openvino-int8", "640x512", 25.0, info={"ov_hint": "f32"}), ov_hint="f32"),
+           dict(_ok("openvino-int8", "640x512", 16.0, info={"ov_hint": "bf16"}),
+                ov_hint="bf16")]
+    rows = goals.goals(res, "oscar-edge", machine)
+    ratio = [r for r in rows if r["goal"].startswith("OpenVINO INT8")]
+    assert [(r["backend"], r["status"], r["value"]) for r in ratio] == [
+        ("openvino-int8 (f32)", "MISS", "2.00x"), ("openvino-int8 (bf16)", "PASS", "3.12x")]
+    full = {r["backend"] for r in rows if r["goal"] == goals.FULL_GOAL}
+    assert full == {"ort", "openvino-int8 (f32)", "openvino-int8 (bf16)"}
+
+
+def test_ov_hint_list_parsing():
+    from latency_bench.common import parse_hints
+
+    assert parse_hints("f32") == ("f32",)
+    assert parse_hints("bf16, f32,bf16") == ("bf16", "f32")
+    with pytest.raises(common.UserError):
+        parse_hints(" , ")
+    with pytest.raises(common.UserError, match="fp8"):
+        parse_hints("f32,fp8")
+
+
 def test_row_name_carries_the_hint():
     from latency_bench.report import row_name
 
@@ -548,21 +576,30 @@ def test_tiny_run_with_openvino_int8_names_the_hint(tmp_path, sirst_root):
     env = dict(os.environ, OSCAR_DATA=str(sirst_root))
     out_json = tmp_path / "out.json"
     cmd = [sys.executable, str(SCRIPT), "--backends", "ort,openvino", "--precision", "int8",
-           "--ov-hint", "f32", "--size", "160x128", "--runs", "3", "--warmup", "1",
+           "--ov-hint", "f32,bf16", "--size", "160x128", "--runs", "3", "--warmup", "1",
            "--frames", "2", "--threads", "2", "--calib-images", "4", "--no-jetson",
            "--work-dir", str(tmp_path / "w"), "--json", str(out_json)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "| openvino-int8 (f32)" in p.stdout   # " ⚠" may follow under load
+    # the bf16 row: "(bf16)" on a bf16 CPU, "(bf16 -> f32)" where the CPU has none
+    assert "| openvino-int8 (bf16" in p.stdout
     rec = json.loads(out_json.read_text())
-    by = {r["backend"]: r for r in rec["results"]}
-    assert set(by) == {"ort-int8", "openvino-int8"}
-    ov = by["openvino-int8"]
+    assert [(r["backend"], r.get("ov_hint")) for r in rec["results"]] == \
+        [("ort-int8", None), ("openvino-int8", "f32"), ("openvino-int8", "bf16")]
+    by = {(r["backend"], r.get("ov_hint")): r for r in rec["results"]}
+    ov = by[("openvino-int8", "f32")]
     assert ov["status"] == "ok" and ov["info"]["ov_hint"] == "f32"
     assert "hint f32" in ov["label"]
-    # the same INT8 Q/DQ file for both runtimes
-    assert ov["model_file"] == by["ort-int8"]["model_file"]
-    assert rec["threads"]["openvino"]["precision_hint"] == "f32"
+    assert by[("openvino-int8", "bf16")]["info"]["ov_hint"] == "bf16"
+    # the same INT8 Q/DQ file for both runtimes and both hints
+    assert ov["model_file"] == by[("ort-int8", None)]["model_file"] == \
+        by[("openvino-int8", "bf16")]["model_file"]
+    assert rec["threads"]["openvino"]["precision_hint"] == "f32,bf16"
+    # one goal row per hint
+    ratio_goals = [g["backend"] for g in rec["goals"] if g["goal"].startswith("OpenVINO INT8")]
+    assert ratio_goals[0] == "openvino-int8 (f32)" and ratio_goals[1].startswith(
+        "openvino-int8 (bf16") and len(ratio_goals) == 2
     assert rec["machine"]["peaks"]["cores"] >= 1
 
 

@@ -121,8 +121,8 @@ def test_train_ema_is_validated_saved_and_resumed(sirst_root, tmp_path, capsys):
     from oscar_edge import checkpoint as ckpt
 
     out = tmp_path / "ema"
-    args = _train_args(sirst_root, out, "--epochs", "1", "--ema", "0.5", "--scale-jitter",
-                       "0.5,2")
+    args = _train_args(sirst_root, out, "--epochs", "1", "--ema", "0.5", "--ema-tau", "0",
+                       "--scale-jitter", "0.5,2")
     args[args.index("--preset") + 1] = "oscar-edge-v2"
     args[args.index("--batch-size") + 1] = "1"
     args[args.index("--max-iters-per-epoch") + 1] = "3"   # the first update only copies
@@ -144,3 +144,29 @@ def test_train_ema_is_validated_saved_and_resumed(sirst_root, tmp_path, capsys):
     bad = _train_args(sirst_root, tmp_path / "bad", "--epochs", "1", "--scale-jitter", "2,0.5")
     assert train_tool.main(bad) == 2
     assert "--scale-jitter" in capsys.readouterr().err
+    bad = _train_args(sirst_root, tmp_path / "bad2", "--epochs", "1", "--ema", "0.9",
+                      "--ema-tau", "-1")
+    assert train_tool.main(bad) == 2
+    assert "--ema-tau" in capsys.readouterr().err
+
+
+def test_ema_warmup_ramp():
+    """The EMA decay ramps from 0 to DECAY (tau 0: constant); the update is a lerp by 1 - decay
+    for float tensors and a rounded average for integer buffers."""
+    import math
+
+    import torch
+
+    assert train_tool.ema_decay(0.998, 0, 1) == 0.998
+    assert train_tool.ema_decay(0.998, 500, 0) == 0.0
+    assert train_tool.ema_decay(0.998, 500, 500) == pytest.approx(0.998 * (1 - math.exp(-1)))
+    assert train_tool.ema_decay(0.998, 500, 10_000) == pytest.approx(0.998, abs=1e-8)
+    decays = [train_tool.ema_decay(0.99, 100, n) for n in range(0, 1000, 50)]
+    assert decays == sorted(decays) and max(decays) < 0.99
+    fn = train_tool.ema_update_fn(0.9, 0)
+    e, m = [torch.tensor([1.0, 2.0])], [torch.tensor([3.0, 4.0])]
+    fn(e, m, torch.tensor(5))
+    assert torch.allclose(e[0], torch.tensor([1.2, 2.2]))
+    ei, mi = [torch.tensor(10)], [torch.tensor(20)]
+    fn(ei, mi, torch.tensor(5))
+    assert ei[0].dtype == torch.int64 and int(ei[0]) == 11

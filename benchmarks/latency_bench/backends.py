@@ -387,6 +387,8 @@ PRECISION_KEYS: Dict[str, Dict[str, str]] = {
     "fp16": {"ort": "ort-fp16", "openvino": "openvino-fp16", "trt": "trt-fp16"},
 }
 BACKENDS = tuple(BACKEND_TABLE)
+# the keys that take an OpenVINO precision hint (run once per --ov-hint value)
+OPENVINO_KEYS = tuple(k for k, s in BACKEND_TABLE.items() if s.build is _ov_handle)
 # the ONNX Runtime keys whose graph is made on the fly (INT8 / FP16)
 ORT_REDUCED = tuple(k for k, s in BACKEND_TABLE.items()
                     if s.build is _ort_handle and s.prepare is not None)

@@ -25,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the plain runtime keys (ort, openvino, trt) at this precision: "
                         "--backends torch,ort,openvino --precision int8 = torch,ort-int8,"
                         "openvino-int8 (torch stays the FP32 reference)")
-    p.add_argument("--ov-hint", default="f32", metavar="{f32,bf16}",
-                   help="OpenVINO precision hint of the openvino keys, always set explicitly "
-                        "(default %(default)s)")
+    p.add_argument("--ov-hint", default="f32", metavar="{f32,bf16}[,...]",
+                   help="OpenVINO precision hint of the openvino keys, always set explicitly; "
+                        "a comma list (f32,bf16) runs every openvino key once per hint, each "
+                        "row labelled with its hint (default %(default)s)")
     p.add_argument("--preset", default=SHIPPED_PRESET,
                    help="architecture (default %(default)s: the shipped trained model; other "
                         "presets run random-init weights)")
@@ -91,9 +92,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from oscar_edge.backends.openvino_backend import check_hint
+    from .common import parse_hints
 
-    check_hint(args.ov_hint)
+    parse_hints(args.ov_hint)
     record = run_benchmark(args)
     sys.stdout.write(markdown(record))
     sys.stdout.flush()

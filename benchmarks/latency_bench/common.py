@@ -80,3 +80,35 @@ def shown(path: os.PathLike | str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def row_name(r) -> str:
+    """The backend key, with the OpenVINO precision hint it ran (``openvino-int8 (f32)``;
+    ``openvino (bf16 -> f32)`` where the CPU ran another precision than asked)."""
+    info = r.get("info") or {}
+    hint = (info.get("ov_hint") if isinstance(info, dict) else None) or r.get("ov_hint")
+    if not hint:
+        return str(r["backend"])
+    eff = info.get("ov_hint_effective") if isinstance(info, dict) else None
+    return f"{r['backend']} ({hint}{'' if not eff or eff == hint else ' -> ' + str(eff)})"
+
+
+def same_row(a, b) -> bool:
+    """Whether two results are the same backend key with the same OpenVINO hint (a main row and
+    its baseline, or one row across sizes)."""
+    return a["backend"] == b["backend"] and a.get("ov_hint") == b.get("ov_hint")
+
+
+def parse_hints(text: str) -> Tuple[str, ...]:
+    """``--ov-hint``: one hint or a comma list (``f32,bf16``): every openvino key runs once per
+    hint, in this order."""
+    from oscar_edge.backends.openvino_backend import check_hint
+
+    hints = []
+    for h in str(text).split(","):
+        h = h.strip()
+        if h and check_hint(h) not in hints:
+            hints.append(h)
+    if not hints:
+        raise UserError("--ov-hint is empty; give f32, bf16 or f32,bf16")
+    return tuple(hints)

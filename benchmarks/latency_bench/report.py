@@ -8,20 +8,20 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .common import size_label
+from .common import row_name, same_row, size_label  # noqa: F401  (row_name re-exported)
 from .goals import FULL_GOAL
 from .machine import BUSY_OTHERS_PCT
 
 
 
-def row_name(r: Dict[str, object]) -> str:
-    """The backend key, with the OpenVINO precision hint it ran (``openvino-int8 (f32)``)."""
-    info = r.get("info") or {}
-    hint = info.get("ov_hint") if isinstance(info, dict) else None
-    if not hint:
-        return str(r["backend"])
-    eff = info.get("ov_hint_effective")
-    return f"{r['backend']} ({hint}{'' if not eff or eff == hint else ' -> ' + str(eff)})"
+def _row_groups(ok: List[Dict[str, object]]) -> Dict[str, List[Dict[str, object]]]:
+    """The measured rows grouped by row name (backend key and OpenVINO hint), in run order:
+    one group per line of a size sweep."""
+    groups: Dict[str, List[Dict[str, object]]] = {}
+    for r in ok:
+        groups.setdefault(row_name(r), []).append(r)
+    return groups
+
 
 def _f(v: Optional[float], digits: Optional[int] = None) -> str:
     if v is None or (isinstance(v, float) and (math.isnan(v) or math.isinf(v))):
@@ -162,10 +162,7 @@ def markdown(record: Dict[str, object]) -> str:
         L.append("| backend | size | Mpx | GFLOP (MAC) | model p50 ms | ms / Mpx | x smallest "
                  "(area x) | full p50 ms | GFLOP/s (MAC) |")
         L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-        for b in st["backends"]:
-            rows = [r for r in ok if r["backend"] == b]
-            if not rows:
-                continue
+        for b, rows in _row_groups(ok).items():
             base = rows[0]
             base_area = base["input_hw"][0] * base["input_hw"][1]
             for r in rows:
@@ -194,7 +191,7 @@ def markdown(record: Dict[str, object]) -> str:
             if "model_only_vs_baseline" not in rt:
                 continue
             t = next(x for x in ok if x.get("baseline_of") == r["backend"]
-                     and x["size"] == r["size"])
+                     and x.get("ov_hint") == r.get("ov_hint") and x["size"] == r["size"])
             L.append(f"| {row_name(r)} | {r['size']} | {_f(r['model_only']['stats']['p50_ms'])} "
                      f"| {_f(t['model_only']['stats']['p50_ms'])} | "
                      f"{rt['model_only_vs_baseline']:.2f}x | "
@@ -207,16 +204,16 @@ def markdown(record: Dict[str, object]) -> str:
         L.append("### Not measured")
         L.append("")
         for r in others:
-            L.append(f"- {r['backend']} @ {r['size']}: {r['reason']}")
+            L.append(f"- {row_name(r)} @ {r['size']}: {r['reason']}")
         L.append("")
     warnings = []
     for r in ok:
         for key, phase in (("model_only", "model only"), ("full_path", "frame to detections")):
             if r[key].get("warning"):
-                warnings.append(f"{r['backend']} @ {r['size']}, {phase}: unstable timings "
+                warnings.append(f"{row_name(r)} @ {r['size']}, {phase}: unstable timings "
                                 f"({r[key]['warning']})")
             if r[key].get("busy"):
-                warnings.append(f"{r['backend']} @ {r['size']}, {phase}: busy machine: "
+                warnings.append(f"{row_name(r)} @ {r['size']}, {phase}: busy machine: "
                                 f"{r[key]['busy']}")
     L.append("### Stability")
     L.append("")
@@ -224,7 +221,7 @@ def markdown(record: Dict[str, object]) -> str:
              f"used more than {BUSY_OTHERS_PCT:g} % of the CPUs meanwhile (/proc/stat busy time "
              "minus this process's CPU time, steal included).")
     L.append("")
-    shares = [f"{r['backend']} {r['size']} {_f(r['model_only'].get('other_cpu_pct'), 0)} / "
+    shares = [f"{row_name(r)} {r['size']} {_f(r['model_only'].get('other_cpu_pct'), 0)} / "
               f"{_f(r['full_path'].get('other_cpu_pct'), 0)}" for r in ok]
     if shares:
         L.append("Other processes' CPU use, % of all CPUs (model only / frame to detections): "
@@ -318,23 +315,20 @@ def write_plot(record: Dict[str, object], path: str) -> None:
         ax.legend(fontsize=8, loc="best")
     if sweep:
         ax = axes[0][-1]
-        for i, b in enumerate(st["backends"]):
-            rows = [r for r in ok if r["backend"] == b]
-            if not rows:
-                continue
+        for i, (b, rows) in enumerate(_row_groups(ok).items()):
             area = [r["input_hw"][0] * r["input_hw"][1] / 1e6 for r in rows]
             color = f"C{i}"
             ax.plot(area, [r["model_only"]["stats"]["p50_ms"] for r in rows], "o-", color=color,
                     label=f"{b} model only")
             ax.plot(area, [r["full_path"]["total"]["p50_ms"] for r in rows], "s--", color=color,
                     alpha=0.7, label=f"{b} frame to detections")
-        first = next((r for b in st["backends"] for r in ok if r["backend"] == b), None)
+        first = next((rows[0] for rows in _row_groups(ok).values()), None)
         if first is not None:  # what latency proportional to area would look like
             a0 = first["input_hw"][0] * first["input_hw"][1] / 1e6
             y0 = first["model_only"]["stats"]["p50_ms"]
             xs = sorted({r["input_hw"][0] * r["input_hw"][1] / 1e6 for r in ok})
             ax.plot(xs, [y0 * x / a0 for x in xs], ":", color="grey",
-                    label=f"proportional to area (from {first['backend']})")
+                    label=f"proportional to area (from {row_name(first)})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         _plain_ticks(ax.xaxis)

@@ -12,10 +12,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from oscar_edge.errors import UserError
 
-from .backends import (BACKEND_TABLE, Handle, ModelSource, Unavailable, default_work_dir,
-                       make_handle, model_source, parse_backends, plugin_library,
-                       prepare_artifacts)
-from .common import first_line, log, parse_size, script_path, shown, size_label
+from .backends import (BACKEND_TABLE, OPENVINO_KEYS, Handle, ModelSource, Unavailable,
+                       default_work_dir, make_handle, model_source, parse_backends,
+                       plugin_library, prepare_artifacts)
+from .common import first_line, log, parse_hints, parse_size, script_path, shown, size_label
 from .goals import add_ratios, goals
 from .jetson import (TRTEXEC_FLAGS, TegrastatsSampler, detect_jetson, power_summary,
                      query_jetson, tegrastats_command, trtexec_command)
@@ -44,6 +44,10 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
     from oscar_edge.data import default_data_root
 
     backends = parse_backends(args.backends, getattr(args, "precision", None))
+    hints = parse_hints(getattr(args, "ov_hint", "f32"))
+    # (key, OpenVINO hint or None): every openvino key once per hint, in --ov-hint's order
+    rows = [(name, hint) for name in backends
+            for hint in (hints if name in OPENVINO_KEYS else (None,))]
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()] if args.sizes \
         else [parse_size(args.size)]
     if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.frames < 1:
@@ -91,7 +95,7 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
                         "inter_op": "default", "spin_wait": "default (on)"},
         "openvino": {"inference_num_threads": args.threads or "default (all cores)",
                      "performance_hint": "LATENCY",
-                     "precision_hint": getattr(args, "ov_hint", "f32")},
+                     "precision_hint": ",".join(hints)},
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                            "OPENBLAS_NUM_THREADS", "ORT_NUM_THREADS")
                 if k in os.environ},
@@ -157,20 +161,20 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
     try:
         for hw in sizes:
             batches = letterboxed_batches(greys, args.batch, hw)
-            for name in backends:
+            for name, hint in rows:
                 results.append(measure_one(name, hw, batches, greys, src, args, data, work,
                                            handles, sampler, idle_mw, trtexec,
-                                           failed.get((name, size_label(hw)))))
+                                           failed.get((name, size_label(hw))), hint))
                 if base is not None:  # the baseline model right after, same backend and size
                     r = measure_one(name, hw, batches, greys, base, args, data, work,
                                     base_handles, sampler, idle_mw, {},
-                                    base_failed.get((name, size_label(hw))))
+                                    base_failed.get((name, size_label(hw))), hint)
                     r["backend"] = f"{name} {BASELINE_TAG}"
                     r["baseline_of"] = name
                     results.append(r)
             for hs in (handles, base_handles):
-                for name in [n for n in hs if BACKEND_TABLE[n].per_size]:  # static shapes
-                    hs.pop(name).close()
+                for key in [k for k in hs if BACKEND_TABLE[_key_name(k)].per_size]:  # static
+                    hs.pop(key).close()
     finally:
         for h in list(handles.values()) + list(base_handles.values()):
             h.close()
@@ -197,6 +201,14 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
 
 
 BASELINE_TAG = "[baseline]"
+
+
+def _handle_key(name: str, hint: Optional[str]) -> str:
+    return name if hint is None else f"{name}|{hint}"
+
+
+def _key_name(key: str) -> str:
+    return key.split("|", 1)[0]
 
 
 def baseline_source(args: argparse.Namespace, work: Path):
@@ -226,7 +238,7 @@ def add_baseline_ratios(results: List[Dict[str, object]], baseline: Dict[str, ob
                 r["achieved_gflops_2mac"] = 2 * r["achieved_gflops"]
             continue
         b = next((t for t in ok if t.get("baseline_of") == r["backend"]
-                  and t["size"] == r["size"]), None)
+                  and t.get("ov_hint") == r.get("ov_hint") and t["size"] == r["size"]), None)
         if b is not None:
             r.setdefault("ratios", {})
             r["ratios"]["model_only_vs_baseline"] = (r["model_only"]["stats"]["p50_ms"]
@@ -238,27 +250,33 @@ def add_baseline_ratios(results: List[Dict[str, object]], baseline: Dict[str, ob
 def measure_one(name: str, hw: Tuple[int, int], batches, greys, src: ModelSource,
                 args: argparse.Namespace, data: Path, work: Path, handles: Dict[str, Handle],
                 sampler: Optional[TegrastatsSampler], idle_mw: Optional[float],
-                trtexec: Dict[str, str],
-                prepare_error: Optional[Exception] = None) -> Dict[str, object]:
+                trtexec: Dict[str, str], prepare_error: Optional[Exception] = None,
+                hint: Optional[str] = None) -> Dict[str, object]:
+    """One row: ``name`` at ``hw`` (with OpenVINO precision hint ``hint`` for openvino keys)."""
     from oscar_edge.pipeline import Detector
 
     label = size_label(hw)
     res: Dict[str, object] = {"backend": name, "size": label, "input_hw": list(hw),
                               "batch": args.batch}
+    if hint is not None:
+        res["ov_hint"] = hint
     if prepare_error is not None:
         return dict(res, status="failed", reason=f"failed: {first_line(prepare_error)}")
+    key = _handle_key(name, hint)
+    shown_name = name if hint is None else f"{name} ({hint})"
     try:
-        if name not in handles:
-            handles[name] = make_handle(name, src, args, data, work, args.batch, hw)
-        h = handles[name]
+        if key not in handles:
+            ns = args if hint is None else argparse.Namespace(**dict(vars(args), ov_hint=hint))
+            handles[key] = make_handle(name, src, ns, data, work, args.batch, hw)
+        h = handles[key]
     except Unavailable as exc:
-        log(f"{name} @ {label}: {exc}")
+        log(f"{shown_name} @ {label}: {exc}")
         if BACKEND_TABLE[name].trtexec:
             trtexec.setdefault(f"{name} {label}", trtexec_command(
                 f"<{name} engine>", shown(plugin_library(args)), args.batch, hw, args.runs))
         return dict(res, status="unavailable", reason=str(exc))
     except Exception as exc:  # a model / package problem: report it, go on with the others
-        log(f"{name} @ {label}: failed: {first_line(exc)}")
+        log(f"{shown_name} @ {label}: failed: {first_line(exc)}")
         return dict(res, status="failed", reason=f"failed: {first_line(exc)}")
     if BACKEND_TABLE[name].trtexec and h.model_file:
         trtexec[f"{name} {label}"] = trtexec_command(shown(h.model_file),
@@ -270,7 +288,7 @@ def measure_one(name: str, hw: Tuple[int, int], batches, greys, src: ModelSource
     cpus = os.cpu_count() or 1
     try:
         # ---- model only
-        log(f"{name} @ {label}: model only, {args.warmup} warm-up + {args.runs} timed calls")
+        log(f"{shown_name} @ {label}: model only, {args.warmup} warm-up + {args.runs} timed calls")
         load0 = load_average()
         c0 = cpu_snapshot()
         t0 = time.perf_counter()
@@ -288,7 +306,7 @@ def measure_one(name: str, hw: Tuple[int, int], batches, greys, src: ModelSource
                                         args.runs * args.batch, idle_mw)
         res["model_only"] = mo
         # ---- frame to detections
-        log(f"{name} @ {label}: frame to detections, {args.warmup} warm-up + {args.runs} timed")
+        log(f"{shown_name} @ {label}: frame to detections, {args.warmup} warm-up + {args.runs} timed")
         det = Detector(h.infer, input_size=hw, postprocess="native")
         load1 = load_average()
         c0 = cpu_snapshot()
@@ -319,6 +337,6 @@ def measure_one(name: str, hw: Tuple[int, int], batches, greys, src: ModelSource
                 res[key]["busy"] = (f"other processes used {pct:.0f} % of the {cpus} CPUs "
                                     f"(> {BUSY_OTHERS_PCT:g} %)")
     except Exception as exc:
-        log(f"{name} @ {label}: failed while timing: {first_line(exc)}")
+        log(f"{shown_name} @ {label}: failed while timing: {first_line(exc)}")
         res.update(status="failed", reason=f"failed while timing: {first_line(exc)}")
     return res

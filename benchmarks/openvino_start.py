@@ -38,10 +38,10 @@ import openvino
 t1 = time.perf_counter()
 import numpy as np
 from oscar_edge.backends.openvino_backend import OpenVinoBackend
-path, cache, h, w, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \
-    int(sys.argv[5])
+path, cache, h, w, threads, hint = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 t2 = time.perf_counter()
-b = OpenVinoBackend(path, threads=threads, hint="f32", cache_dir=cache)
+b = OpenVinoBackend(path, threads=threads, hint=hint, cache_dir=cache)
 t3 = time.perf_counter()
 rec = b.prepare((1, 3, h, w))
 t4 = time.perf_counter()
@@ -64,9 +64,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def one_start(model: str, cache: str, hw, threads: int) -> Dict[str, object]:
+def one_start(model: str, cache: str, hw, threads: int, hint: str = "f32") -> Dict[str, object]:
     p = subprocess.run([sys.executable, "-c", CHILD, model, cache, str(hw[0]), str(hw[1]),
-                        str(threads)], capture_output=True, text=True, cwd=str(_REPO),
+                        str(threads), hint], capture_output=True, text=True, cwd=str(_REPO),
                        env={**os.environ, "PYTHONPATH": str(_REPO)})
     if p.returncode != 0:
         lines = (p.stderr.strip() or p.stdout.strip() or "no output").splitlines()
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=argparse_type(name="--size", multiple=32, order="hw_out"),
                    default=(512, 640), metavar="WxH", help="network input (default 640x512)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ov-hint", choices=("f32", "bf16"), default="f32",
+                   help="OpenVINO precision hint (default %(default)s)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", help="write every start as JSON here")
     return p
@@ -103,11 +105,13 @@ def _main(args: argparse.Namespace) -> int:
     runs: Dict[str, List[Dict[str, object]]] = {"cold": [], "cached": []}
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="ov-cache-") as cache:
-            runs["cold"].append(one_start(model, cache, args.size, args.threads))
-            runs["cached"].append(one_start(model, cache, args.size, args.threads))
+            runs["cold"].append(one_start(model, cache, args.size, args.threads,
+                                                args.ov_hint))
+            runs["cached"].append(one_start(model, cache, args.size, args.threads,
+                                                args.ov_hint))
     h, w = args.size
     print(f"OpenVINO {ov.get_version().split('-')[0]}, {Path(model).name}, 1x3x{h}x{w}, "
-          f"{args.threads} threads, hint f32; {cpu_name()} ({os.cpu_count()} CPUs), "
+          f"{args.threads} threads, hint {args.ov_hint}; {cpu_name()} ({os.cpu_count()} CPUs), "
           f"median of {args.repeats} starts, each in a fresh process\n")
     print("| start | cache | import openvino (s) | read ONNX (s) | reshape + compile / load (s) "
           "| first inference (s) | total (s) |")
@@ -120,7 +124,8 @@ def _main(args: argparse.Namespace) -> int:
               + "".join(f"| {med[k]:.3f} " for k in PHASES) + "|")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": model, "size": [h, w],
-                                               "threads": args.threads, "runs": runs},
+                                               "threads": args.threads,
+                                               "ov_hint": args.ov_hint, "runs": runs},
                                               indent=2) + "\n")
     return 0
 

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate the shipped model's FP32, FP16 or INT8 (Q/DQ) ONNX graph; with "
                         "--onnx it must match that graph")
     p.add_argument("--ov-hint", default=None, metavar="{f32,bf16}",
-                   help="OpenVINO precision hint (default f32)")
+                   help="OpenVINO precision hint (default: bf16 on a CPU with AVX512_BF16 or "
+                        "AMX, else f32)")
     p.add_argument("--ov-cache", default="default", metavar="DIR",
                    help="OpenVINO model cache folder, 'off' for none")
     p.add_argument("--threads", type=int, default=None,

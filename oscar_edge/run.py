@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads of OpenVINO / ONNX Runtime / PyTorch (default: their own "
                         "default)")
     g.add_argument("--ov-hint", default=None, metavar="{f32,bf16}",
-                   help="OpenVINO precision hint, always passed explicitly (default f32: "
-                        "OpenVINO would otherwise run FP32 graphs in bf16 on CPUs that have it)")
+                   help="OpenVINO precision hint, always passed to OpenVINO explicitly and "
+                        "named in every report (default: bf16 on a CPU with AVX512_BF16 or AMX, "
+                        "else f32; README 'Backends and precision')")
     g.add_argument("--ov-cache", default="default", metavar="DIR",
                    help="OpenVINO model cache folder, 'off' for none (default: "
                         "$OSCAR_EDGE_OV_CACHE or ~/.cache/oscar-edge/openvino)")

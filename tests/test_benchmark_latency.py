@@ -551,6 +551,10 @@ def test_ov_hint_list_parsing():
     from latency_bench.common import parse_hints
 
     assert parse_hints("f32") == ("f32",)
+    if importlib.util.find_spec("openvino") is not None:
+        from oscar_edge.backends.openvino_backend import cpu_has_bf16
+
+        assert parse_hints("default") == (("bf16",) if cpu_has_bf16() else ("f32",))
     assert parse_hints("bf16, f32,bf16") == ("bf16", "f32")
     with pytest.raises(common.UserError):
         parse_hints(" , ")

@@ -139,16 +139,36 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 # -- precision switch ------------------------------------------------------------------------
 def test_precision_picks_the_shipped_graph():
+    from oscar_edge.backends.openvino_backend import cpu_has_bf16
+
+    default = "bf16" if cpu_has_bf16() else "f32"   # README, "Backends and precision"
     for p in ("fp32", "fp16", "int8"):
         c = factory.create_backend("openvino", precision=p, threads=1, ov_cache="off")
         assert c.precision == p and c.backend.path == str(SHIPPED[p])
-        assert c.info()["ov_hint"] == "f32" and f"hint f32" in c.label
+        assert c.info()["ov_hint"] == default and f"hint {default}" in c.label
+        assert c.info()["ov_hint_effective"] == default
+        c = factory.create_backend("openvino", precision=p, threads=1, ov_cache="off",
+                                   ov_hint="f32")
+        assert c.info()["ov_hint"] == "f32"
     c = factory.create_backend("onnxruntime", precision="int8", threads=1)
     assert c.precision == "int8" and c.info().get("ov_hint") is None
     with pytest.raises(UserError, match="--precision fp16, but oscar-edge.onnx is fp32"):
         factory.create_backend("openvino", model=str(SHIPPED["fp32"]), precision="fp16")
     with pytest.raises(UserError, match="--ov-hint is for --backend openvino"):
         factory.create_backend("onnxruntime", ov_hint="bf16")
+
+
+def test_default_hint_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import oscar_edge.backends.openvino_backend as ovm
+
+    monkeypatch.setattr(ovm, "cpu_has_bf16", lambda: False)
+    hint, note = factory.default_ov_hint("int8")
+    assert hint == "f32" and "no bf16" in note
+    c = factory.create_backend("openvino", precision="fp32", threads=1, ov_cache="off")
+    assert c.info()["ov_hint"] == "f32" and any("no bf16" in n for n in c.notes)
+    monkeypatch.setattr(ovm, "cpu_has_bf16", lambda: True)
+    assert factory.default_ov_hint("fp32") == ("bf16", None)
+    assert factory.default_ov_hint("unknown") == ("f32", None)
 
 
 def test_auto_falls_back_to_onnxruntime_when_openvino_is_broken(monkeypatch):
@@ -245,10 +265,14 @@ def test_start_benchmark_second_start_loads_from_cache(tmp_path):
 
     out = tmp_path / "start.json"
     p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "openvino_start.py"),
-                        "--size", "160x128", "--threads", "1", "--repeats", "1", "--json", out],
+                        "--size", "160x128", "--threads", "1", "--repeats", "1", "--ov-hint",
+                        "bf16", "--json", out],
                        capture_output=True, text=True, cwd=str(REPO), timeout=300)
     assert p.returncode == 0, p.stderr
-    runs = json.loads(out.read_text())["runs"]
+    assert "hint bf16" in p.stdout
+    rec = json.loads(out.read_text())
+    assert rec["ov_hint"] == "bf16"
+    runs = rec["runs"]
     assert [r["from_cache"] for r in runs["cold"]] == [False]
     assert [r["from_cache"] for r in runs["cached"]] == [True]
     assert "| second (same cache) | loaded |" in p.stdout

@@ -20,8 +20,8 @@ static shape, built with ``export/build_engine.py``'s code; "not available: Tens
 installed" where TensorRT is absent |
 | ``openvino`` / ``openvino-int8`` / ``openvino-fp16`` | OpenVINO CPU on the graph of ``ort`` / \
 ``ort-int8`` (the INT8 Q/DQ file TensorRT builds from) / ``ort-fp16``, compiled for the static \
-shape of the run, precision hint ``--ov-hint`` (default f32; ``--ov-hint f32,bf16`` runs each \
-openvino key once per hint; the row label names it) |
+shape of the run, precision hint ``--ov-hint`` (default: the runtime's, bf16 on a CPU with bf16, \
+else f32; ``--ov-hint f32,bf16`` runs each openvino key once per hint; the row label names it) |
 
 ``--baseline-checkpoint PT`` times a second model (e.g. the previous shipped one) with every
 backend, each right after the main model: rows ``<key> [baseline]`` and a "vs baseline" table.

@@ -101,9 +101,17 @@ def same_row(a, b) -> bool:
 
 def parse_hints(text: str) -> Tuple[str, ...]:
     """``--ov-hint``: one hint or a comma list (``f32,bf16``): every openvino key runs once per
-    hint, in this order."""
+    hint, in this order. ``default``: the runtime's default hint on this CPU
+    (``oscar_edge.backends.factory.default_ov_hint``)."""
     from oscar_edge.backends.openvino_backend import check_hint
 
+    if str(text).strip() == "default":
+        try:
+            from oscar_edge.backends.factory import default_ov_hint
+
+            return (default_ov_hint("fp32")[0],)
+        except UserError:   # OpenVINO not installed: the openvino rows say so
+            return ("f32",)
     hints = []
     for h in str(text).split(","):
         h = h.strip()

@@ -19,8 +19,9 @@ Runtime.
   every compilation: shape, seconds, and whether it came from the cache.
 * Precision hint. OpenVINO's CPU plugin silently runs an FP32 model in bf16 on CPUs with
   AVX512_BF16 or AMX (logits then differ from FP32 by up to ~0.2). So the hint is always set
-  explicitly: ``"f32"`` (the default) or ``"bf16"``. ``effective_hint`` is what the compiled
-  model reports; on a CPU without bf16 a ``"bf16"`` request runs f32 and ``notes`` says so.
+  explicitly: ``"f32"`` (this class's default) or ``"bf16"``; the runtime's default per CPU is
+  ``factory.default_ov_hint``. ``effective_hint`` is what the compiled model reports; on a CPU
+  without bf16 a ``"bf16"`` request runs f32 and ``notes`` says so.
 """
 from __future__ import annotations
 
@@ -65,6 +66,16 @@ def check_hint(hint: str) -> str:
         raise OpenVinoError(f"unknown OpenVINO precision hint {hint!r}; choose from "
                             f"{', '.join(HINTS)}")
     return hint
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin can run bf16 here (AVX512_BF16 or AMX: ``BF16`` in the
+    CPU's ``OPTIMIZATION_CAPABILITIES``)."""
+    ov = import_openvino()
+    try:
+        return "BF16" in list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # pragma: no cover - very old OpenVINO
+        return False
 
 
 def import_openvino():

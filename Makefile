@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.oscar-edge-installed
 
-.PHONY: demo test clean-venv
+.PHONY: demo test clean-venv jetson-check
 
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,10 @@ test: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# On a Jetson (benchmarks/jetson/README.md, "One command: make jetson-check"): the Python of the
+# activated --system-site-packages venv that sees JetPack's TensorRT, never the .venv above (CPU
+# torch); nothing is installed here. Options through ARGS, e.g. make jetson-check ARGS=--quick
+jetson-check:
+	@if [ -z "$$VIRTUAL_ENV" ]; then echo "make jetson-check: activate the venv of benchmarks/jetson/README.md first (. ~/oscar/venv/bin/activate) or give VIRTUAL_ENV=<venv folder>" >&2; exit 2; fi
+	"$$VIRTUAL_ENV/bin/python" benchmarks/jetson/jetson_check.py $(ARGS)

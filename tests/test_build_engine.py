@@ -228,9 +228,9 @@ class FakeTensorRT(types.ModuleType):
         super().__init__("tensorrt")
         self.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
         self.__version__ = "10.3.0-test-double"
-        self.calls = []
+        self._calls = []
         self.creators = creators
-        self.parse_ok, self.dla_cores, self.plan = parse_ok, dla_cores, plan
+        self._parse_ok, self._dla_cores, self._plan = parse_ok, dla_cores, plan
         fake = self
 
         class Registry:
@@ -240,7 +240,7 @@ class FakeTensorRT(types.ModuleType):
                         for n, v, s in fake.creators]
 
             def get_creator(self, name, version, namespace):
-                fake.calls.append(("get_creator", name, version, namespace))
+                fake._calls.append(("get_creator", name, version, namespace))
                 return object() if (name, version, namespace) in fake.creators else None
 
         self._registry = Registry()
@@ -263,17 +263,17 @@ class FakeTensorRT(types.ModuleType):
                 return Tensor(self.outputs[i])
 
         class Parser:
-            num_errors = property(lambda s: 0 if fake.parse_ok else 1)
+            num_errors = property(lambda s: 0 if fake._parse_ok else 1)
 
             def __init__(self, network, logger):
                 self.network = network
 
             def parse_from_file(self, path):
-                fake.calls.append(("parse_from_file", path))
+                fake._calls.append(("parse_from_file", path))
                 model = onnx.load(path)
                 self.network.inputs = [i.name for i in model.graph.input]
                 self.network.outputs = [o.name for o in model.graph.output]
-                return fake.parse_ok
+                return fake._parse_ok
 
             def get_error(self, i):
                 return "In node 0 (oscar_decode): Plugin not found, are the plugin name, " \
@@ -287,8 +287,9 @@ class FakeTensorRT(types.ModuleType):
                 return self.data + b"+timings"
 
         class Profile:
-            def set_shape(self, name, mn, opt, mx):
-                fake.calls.append(("set_shape", name, tuple(mn), tuple(opt), tuple(mx)))
+            def set_shape(self, name, shape_min, opt, shape_max, /):
+                fake._calls.append(("set_shape", name, tuple(shape_min), tuple(opt),
+                                    tuple(shape_max)))
 
         class Config:
             def __init__(self):
@@ -299,38 +300,38 @@ class FakeTensorRT(types.ModuleType):
 
             def __setattr__(self, key, value):
                 if key in ("default_device_type", "DLA_core") and getattr(self, "_ready", False):
-                    fake.calls.append((key, value))
+                    fake._calls.append((key, value))
                 object.__setattr__(self, key, value)
 
             def set_memory_pool_limit(self, pool, size):
-                fake.calls.append(("set_memory_pool_limit", pool, size))
+                fake._calls.append(("set_memory_pool_limit", pool, size))
 
             def add_optimization_profile(self, profile):
-                fake.calls.append(("add_optimization_profile",))
+                fake._calls.append(("add_optimization_profile",))
                 return 0
 
             def create_timing_cache(self, data):
-                fake.calls.append(("create_timing_cache", bytes(data)))
+                fake._calls.append(("create_timing_cache", bytes(data)))
                 return Cache(bytes(data))
 
             def set_timing_cache(self, cache, ignore_mismatch):
-                fake.calls.append(("set_timing_cache", cache.data, ignore_mismatch))
+                fake._calls.append(("set_timing_cache", cache.data, ignore_mismatch))
                 self.cache = cache
 
             def get_timing_cache(self):
                 return self.cache
 
             def set_flag(self, flag):
-                fake.calls.append(("set_flag", flag))
+                fake._calls.append(("set_flag", flag))
 
         class Builder:
             def __init__(self, logger):
-                fake.calls.append(("Builder",))
+                fake._calls.append(("Builder",))
 
-            num_DLA_cores = property(lambda s: fake.dla_cores)
+            num_DLA_cores = property(lambda s: fake._dla_cores)
 
             def create_network(self, flags):
-                fake.calls.append(("create_network", flags))
+                fake._calls.append(("create_network", flags))
                 return Network(flags)
 
             def create_builder_config(self):
@@ -340,8 +341,8 @@ class FakeTensorRT(types.ModuleType):
                 return Profile()
 
             def build_serialized_network(self, network, config):
-                fake.calls.append(("build_serialized_network",))
-                return fake.plan
+                fake._calls.append(("build_serialized_network",))
+                return fake._plan
 
         self.Builder, self.OnnxParser = Builder, Parser
 
@@ -349,7 +350,7 @@ class FakeTensorRT(types.ModuleType):
         return self._registry
 
     def names(self):
-        return [c[0] for c in self.calls]
+        return [c[0] for c in self._calls]
 
 
 @pytest.fixture()
@@ -381,7 +382,7 @@ def test_tensorrt_call_sequence_with_test_double(tmp_path, raw_onnx, fake_trt,
                   "--timing-cache", str(cache), "--no-verify"])
     out = capsys.readouterr()
     assert rc == 0, out.err
-    calls, names = fake_trt.calls, fake_trt.names()
+    calls, names = fake_trt._calls, fake_trt.names()
     e2e_path = str(engine) + ".onnx"
     # creators looked up under the header's names, version and namespace, before parsing
     n = plugin_names()
@@ -453,10 +454,10 @@ def e2e_file(raw_onnx, tmp_path_factory) -> Path:
 def test_dla_configuration_with_test_double(e2e_file, fake_trt):
     result = trt_build.build_engine(fake_trt, _spec(e2e_file, dla_core=1), plugin_names())
     assert result.plan == FakeTensorRT.PLAN
-    assert ("default_device_type", FakeTensorRT.DeviceType.DLA) in fake_trt.calls
-    assert ("DLA_core", 1) in fake_trt.calls
-    assert ("set_flag", FakeTensorRT.BuilderFlag.GPU_FALLBACK) in fake_trt.calls
-    fake_trt.dla_cores = 0  # e.g. a desktop GPU, or TensorRT 11 on JetPack
+    assert ("default_device_type", FakeTensorRT.DeviceType.DLA) in fake_trt._calls
+    assert ("DLA_core", 1) in fake_trt._calls
+    assert ("set_flag", FakeTensorRT.BuilderFlag.GPU_FALLBACK) in fake_trt._calls
+    fake_trt._dla_cores = 0  # e.g. a desktop GPU, or TensorRT 11 on JetPack
     with pytest.raises(be.UserError, match="DLA"):
         trt_build.build_engine(fake_trt, _spec(e2e_file, dla_core=0), plugin_names())
 
@@ -468,10 +469,10 @@ def test_missing_creators_and_parser_errors_with_test_double(e2e_file, fake_trt)
     assert "parse_from_file" not in fake_trt.names()
     names = plugin_names()
     fake_trt.creators = {(n, v, names.namespace) for n, v in names.plugins().items()}
-    fake_trt.parse_ok = False
+    fake_trt._parse_ok = False
     with pytest.raises(be.UserError, match="Plugin not found"):
         trt_build.build_engine(fake_trt, _spec(e2e_file), names)
-    fake_trt.parse_ok, fake_trt.plan = True, None
+    fake_trt._parse_ok, fake_trt._plan = True, None
     with pytest.raises(trt_build.EngineBuildError):
         trt_build.build_engine(fake_trt, _spec(e2e_file), names)
 

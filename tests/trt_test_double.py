@@ -8,7 +8,9 @@ data path (host -> device copy, execute, device -> host copy) can be checked end
 fake execution context reads the input from its tensor address, computes the outputs with a
 Python function (in the tests: ONNX Runtime + the native CPU decode/NMS library, i.e. what the
 OscarDecode / OscarNMS plugins compute) and writes them to the output addresses.
-Passing tests with these doubles says nothing about real TensorRT.
+Passing tests with these doubles says nothing about real TensorRT's behaviour; that the
+TensorRT double offers only names real releases have is checked by
+tests/test_trt_conformance.py.
 """
 from __future__ import annotations
 
@@ -104,13 +106,20 @@ class FakeCudart:
 
 class FakeTensorRT:
     """Stand-in for the ``tensorrt`` module: an engine with input ``image`` and the OscarNMS
-    outputs ``num_detections [B]``, ``boxes [B, M, 4]``, ``scores [B, M]``."""
+    outputs ``num_detections [B]``, ``boxes [B, M, 4]``, ``scores [B, M]``.
+
+    It offers only names real TensorRT releases have (tests/test_trt_conformance.py checks every
+    public name of the TensorRT classes here against the 10.3, 10.13 and 11.4 bindings): the
+    test's own state is private (``_calls``, ...), and parameters are positional-only except
+    those TrtBackend passes by keyword, which keep TensorRT's documented names
+    (``execute_async_v3(stream_handle=...)``). So code that passes here cannot rely on a name
+    or a keyword argument TensorRT lacks."""
 
     class Logger:
         WARNING = 2
 
-        def __init__(self, severity) -> None:
-            self.severity = severity
+        def __init__(self, min_severity, /) -> None:
+            self._severity = min_severity
 
     class TensorIOMode(enum.Enum):
         INPUT = 0
@@ -123,112 +132,113 @@ class FakeTensorRT:
     def __init__(self, calls: List[Tuple], compute: Callable[[np.ndarray], Tuple],
                  max_det: int = 100, plugin_loaded: Callable[[], bool] = lambda: True,
                  registered=("OscarDecode", "OscarNMS")) -> None:
-        self.calls = calls
-        self.compute = compute
-        self.max_det = max_det
-        self.plugin_loaded = plugin_loaded
-        self.registered = set(registered)
+        self._calls = calls
+        self._compute = compute
+        self._max_det = max_det
+        self._plugin_loaded = plugin_loaded
+        self._registered = set(registered)
 
     @staticmethod
-    def nptype(dtype):
+    def nptype(trt_type, /):
         return {FakeTensorRT.DataType.FLOAT: np.float32,
-                FakeTensorRT.DataType.INT32: np.int32}[dtype]
+                FakeTensorRT.DataType.INT32: np.int32}[trt_type]
 
-    def init_libnvinfer_plugins(self, logger, namespace):
-        self.calls.append(("init_libnvinfer_plugins", namespace))
+    def init_libnvinfer_plugins(self, logger, namespace, /):
+        self._calls.append(("init_libnvinfer_plugins", namespace))
         return True
 
     def get_plugin_registry(self):
         outer = self
 
         class Registry:
-            def get_creator(self, name, version, namespace):
-                outer.calls.append(("get_creator", name, version, namespace))
-                return object() if outer.plugin_loaded() and name in outer.registered else None
+            def get_creator(self, plugin_type, version, plugin_namespace, /):
+                outer._calls.append(("get_creator", plugin_type, version, plugin_namespace))
+                return object() if outer._plugin_loaded() and plugin_type in outer._registered \
+                    else None
         return Registry()
 
-    def Runtime(self, logger):  # noqa: N802 - the real name
-        self.calls.append(("Runtime",))
+    def Runtime(self, logger, /):  # noqa: N802 - the real name
+        self._calls.append(("Runtime",))
         return _FakeRuntime(self)
 
 
 class _FakeRuntime:
-    def __init__(self, trt: FakeTensorRT) -> None:
-        self.trt = trt
+    def __init__(self, trt: FakeTensorRT, /) -> None:
+        self._trt = trt
 
-    def deserialize_cuda_engine(self, data: bytes):
-        self.trt.calls.append(("deserialize_cuda_engine", len(data)))
-        if not self.trt.plugin_loaded():  # real TensorRT: "Plugin not found" -> None
+    def deserialize_cuda_engine(self, serialized_engine: bytes, /):
+        self._trt._calls.append(("deserialize_cuda_engine", len(serialized_engine)))
+        if not self._trt._plugin_loaded():  # real TensorRT: "Plugin not found" -> None
             return None
-        return _FakeEngine(self.trt)
+        return _FakeEngine(self._trt)
 
 
 class _FakeEngine:
-    NAMES = ["image", "num_detections", "boxes", "scores"]
+    _NAMES = ["image", "num_detections", "boxes", "scores"]
 
-    def __init__(self, trt: FakeTensorRT) -> None:
-        self.trt = trt
+    def __init__(self, trt: FakeTensorRT, /) -> None:
+        self._trt = trt
 
     @property
     def num_io_tensors(self) -> int:
-        self.trt.calls.append(("num_io_tensors",))
-        return len(self.NAMES)
+        self._trt._calls.append(("num_io_tensors",))
+        return len(self._NAMES)
 
-    def get_tensor_name(self, i: int) -> str:
-        self.trt.calls.append(("get_tensor_name", i))
-        return self.NAMES[i]
+    def get_tensor_name(self, index: int, /) -> str:
+        self._trt._calls.append(("get_tensor_name", index))
+        return self._NAMES[index]
 
-    def get_tensor_mode(self, name: str):
-        self.trt.calls.append(("get_tensor_mode", name))
+    def get_tensor_mode(self, name: str, /):
+        self._trt._calls.append(("get_tensor_mode", name))
         m = FakeTensorRT.TensorIOMode
         return m.INPUT if name == "image" else m.OUTPUT
 
-    def get_tensor_dtype(self, name: str):
-        self.trt.calls.append(("get_tensor_dtype", name))
+    def get_tensor_dtype(self, name: str, /):
+        self._trt._calls.append(("get_tensor_dtype", name))
         d = FakeTensorRT.DataType
         return d.INT32 if name == "num_detections" else d.FLOAT
 
     def create_execution_context(self):
-        self.trt.calls.append(("create_execution_context",))
-        return _FakeContext(self.trt)
+        self._trt._calls.append(("create_execution_context",))
+        return _FakeContext(self._trt)
 
 
 class _FakeContext:
-    def __init__(self, trt: FakeTensorRT) -> None:
-        self.trt = trt
-        self.input_shape = None
-        self.addresses: Dict[str, int] = {}
-        self.executions = 0
+    def __init__(self, trt: FakeTensorRT, /) -> None:
+        self._trt = trt
+        self._input_shape = None
+        self._addresses: Dict[str, int] = {}
+        self._executions = 0
 
-    def set_input_shape(self, name: str, shape) -> bool:
-        self.trt.calls.append(("set_input_shape", name, tuple(shape)))
+    def set_input_shape(self, name: str, shape, /) -> bool:
+        self._trt._calls.append(("set_input_shape", name, tuple(shape)))
         assert name == "image"
-        self.input_shape = tuple(shape)
+        self._input_shape = tuple(shape)
         return True
 
-    def get_tensor_shape(self, name: str):
-        self.trt.calls.append(("get_tensor_shape", name))
-        b = self.input_shape[0] if self.input_shape else -1
-        m = self.trt.max_det
-        return {"image": self.input_shape or (-1, 3, -1, -1), "num_detections": (b,),
+    def get_tensor_shape(self, name: str, /):
+        self._trt._calls.append(("get_tensor_shape", name))
+        b = self._input_shape[0] if self._input_shape else -1
+        m = self._trt._max_det
+        return {"image": self._input_shape or (-1, 3, -1, -1), "num_detections": (b,),
                 "boxes": (b, m, 4), "scores": (b, m)}[name]
 
-    def set_tensor_address(self, name: str, ptr: int) -> bool:
-        self.trt.calls.append(("set_tensor_address", name))
-        self.addresses[name] = int(ptr)
+    def set_tensor_address(self, name: str, memory: int, /) -> bool:
+        self._trt._calls.append(("set_tensor_address", name))
+        self._addresses[name] = int(memory)
         return True
 
     def execute_async_v3(self, stream_handle) -> bool:
-        self.trt.calls.append(("execute_async_v3",))
-        assert self.input_shape is not None, "set_input_shape must come first"
-        assert set(self.addresses) == set(_FakeEngine.NAMES), "every tensor needs an address"
-        n = int(np.prod(self.input_shape))
-        x = np.frombuffer((ctypes.c_float * n).from_address(self.addresses["image"]),
-                          dtype=np.float32).reshape(self.input_shape).copy()
-        num, boxes, scores = self.trt.compute(x)
+        self._trt._calls.append(("execute_async_v3",))
+        assert self._input_shape is not None, "set_input_shape must come first"
+        assert set(self._addresses) == set(_FakeEngine._NAMES), "every tensor needs an address"
+        n = int(np.prod(self._input_shape))
+        x = np.frombuffer((ctypes.c_float * n).from_address(self._addresses["image"]),
+                          dtype=np.float32).reshape(self._input_shape).copy()
+        num, boxes, scores = self._trt._compute(x)
         for name, arr, dtype in (("num_detections", num, np.int32), ("boxes", boxes, np.float32),
                                  ("scores", scores, np.float32)):
             a = np.ascontiguousarray(arr, dtype=dtype)
-            ctypes.memmove(self.addresses[name], a.ctypes.data, a.nbytes)
-        self.executions += 1
+            ctypes.memmove(self._addresses[name], a.ctypes.data, a.nbytes)
+        self._executions += 1
         return True

@@ -599,6 +599,8 @@ def test_tiny_run_with_openvino_int8_names_the_hint(tmp_path, sirst_root):
     # the same INT8 Q/DQ file for both runtimes and both hints
     assert ov["model_file"] == by[("ort-int8", None)]["model_file"] == \
         by[("openvino-int8", "bf16")]["model_file"]
+    # the shipped model: the shipped INT8 graph, the file --precision int8 picks
+    assert Path(ov["model_file"]).name == "oscar-edge.int8.onnx"
     assert rec["threads"]["openvino"]["precision_hint"] == "f32,bf16"
     # one goal row per hint
     ratio_goals = [g["backend"] for g in rec["goals"] if g["goal"].startswith("OpenVINO INT8")]

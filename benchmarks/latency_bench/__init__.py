@@ -34,7 +34,10 @@ Models: for ``oscar-edge`` the shipped ``oscar_edge/weights/oscar-edge.pt`` / ``
 presets (no trained weights) use random-init weights (``--seed``; classification biases set to
 -10 so that, as with a trained model, few locations pass the score threshold and decode + NMS is
 not flooded with every grid point) exported to ONNX on the fly; ``--checkpoint`` uses given
-weights. INT8 / FP16 graphs and TensorRT engines are made on the fly and cached in
+weights. For the shipped model the INT8 Q/DQ and FP16 keys (``ort-int8``, ``ort-fp16``, their
+``openvino-*`` and ``trt-*`` twins) run the shipped ``oscar-edge.int8.onnx`` / ``.fp16.onnx``, the
+files ``--precision`` picks (no ModelOpt needed, e.g. on a Jetson). Other INT8 / FP16 graphs and
+TensorRT engines are made on the fly and cached in
 ``--work-dir`` (default ``$XDG_CACHE_HOME/oscar-edge/bench`` or ``~/.cache/oscar-edge/bench``),
 keyed by the SHA-256 of the FP32 graph and of the recipe (the quantize module's source, the
 calibration images, the ModelOpt / ONNX Runtime versions; for engines also the shape, the

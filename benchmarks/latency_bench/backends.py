@@ -57,6 +57,9 @@ class ModelSource:
     fp32_onnx: Path
     weights: str            # "shipped (trained)", "random init (seed 0)", "checkpoint X"
     notes: List[str] = field(default_factory=list)
+    # precision -> a ready graph of this model (the shipped FP16 / INT8 Q/DQ graphs of the
+    # shipped model: the files --precision picks, so no ModelOpt run is needed, e.g. on a Jetson)
+    graphs: Dict[str, Path] = field(default_factory=dict)
 
 
 def _random_checkpoint(preset: str, seed: int, work: Path) -> Path:
@@ -108,7 +111,11 @@ def model_source(args: argparse.Namespace, work: Path) -> ModelSource:
     if args.preset == SHIPPED_PRESET:
         if not SHIPPED_WEIGHTS.is_file() or not SHIPPED_ONNX.is_file():
             raise UserError(f"the shipped model is missing ({SHIPPED_WEIGHTS}, {SHIPPED_ONNX})")
-        return ModelSource(SHIPPED_PRESET, SHIPPED_WEIGHTS, SHIPPED_ONNX, "shipped (trained)")
+        from oscar_edge.backends.factory import SHIPPED_MODELS
+
+        graphs = {k: v for k, v in SHIPPED_MODELS.items() if k != "fp32" and v.is_file()}
+        return ModelSource(SHIPPED_PRESET, SHIPPED_WEIGHTS, SHIPPED_ONNX, "shipped (trained)",
+                           graphs=graphs)
     ckpt = _random_checkpoint(args.preset, args.seed, work)
     note = (f"{args.preset} has no trained weights: random-init weights (seed {args.seed}; head "
             f"classification biases {RANDOM_CLS_BIAS:g} so that few locations pass the score "
@@ -277,9 +284,12 @@ def _torch_handle(spec: BackendSpec, src: ModelSource, args: argparse.Namespace,
 
 def _ort_graph(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, data: Path,
                work: Path, hw: Optional[Tuple[int, int]] = None) -> Path:
-    """The graph an ONNX Runtime key runs: the FP32 export, or its INT8 / FP16 version."""
+    """The graph an ONNX Runtime key runs: the FP32 export, or its INT8 / FP16 version (the
+    shipped one for the shipped model, else made by export/quantize.py's code)."""
     if spec.precision == "fp32":
         return src.fp32_onnx
+    if spec.precision in src.graphs:
+        return src.graphs[spec.precision]
     return reduced_graph(src.fp32_onnx, spec.precision, args, data, work)
 
 
@@ -305,7 +315,8 @@ def _ort_handle(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, d
 def _trt_engine(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, data: Path,
                 work: Path, hw: Optional[Tuple[int, int]]) -> Path:
     assert hw is not None  # per-size
-    return trt_engine(src.fp32_onnx, spec.precision, args.batch, hw, args, data, work)
+    return trt_engine(src.graphs.get(spec.precision, src.fp32_onnx), spec.precision, args.batch,
+                      hw, args, data, work)
 
 
 def _trt_handle(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, data: Path,
@@ -313,7 +324,8 @@ def _trt_handle(spec: BackendSpec, src: ModelSource, args: argparse.Namespace, d
     from oscar_edge.backends.base import close_backend
     from oscar_edge.backends.trt_backend import TrtBackend
 
-    engine = trt_engine(src.fp32_onnx, spec.precision, batch, hw, args, data, work)
+    engine = trt_engine(src.graphs.get(spec.precision, src.fp32_onnx), spec.precision, batch, hw,
+                        args, data, work)
     b = TrtBackend(engine, plugins=str(plugin_library(args)))
     return Handle(spec.key, f"TensorRT {tensorrt_version()} {b.precision} engine (decode + NMS "
                             "plugins inside, host<->device copies included)", b,

@@ -58,6 +58,10 @@ def format_metrics(m: Dict[str, object]) -> str:
         f"at score >= {m['score_thr']:.2f}: Pd {m['Pd']:.4f}  false alarms/image "
         f"{m['Fa_per_image']:.3f}  per megapixel {m['Fa_per_MP']:.3f}",
     ]
+    if "Pd_at_max_fa" in m:
+        lines.append(f"best Pd with <= {m['max_fa_per_image']:g} false alarms/image: "
+                     f"Pd {m['Pd_at_max_fa']:.4f} at score >= {m['score_thr_at_max_fa']:.2f} "
+                     f"(false alarms/image {m['Fa_at_max_fa']:.3f})")
     return "\n".join(lines)
 
 

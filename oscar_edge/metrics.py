@@ -359,6 +359,28 @@ def pd_fa(detections: Sequence[DetectionsLike], gts: Sequence, score_thr: float,
     }
 
 
+PD_FA_GRID = tuple(round(0.01 * i, 2) for i in range(1, 100))   # score thresholds swept
+DEFAULT_MAX_FA = 0.05                                            # false alarms per image
+
+
+def pd_at_fa(detections: Sequence[DetectionsLike], gts: Sequence,
+             max_fa_per_image: float = DEFAULT_MAX_FA,
+             grid: Sequence[float] = PD_FA_GRID) -> Dict[str, float]:
+    """The operating point with the highest Pd whose false alarms per image stay at or below
+    ``max_fa_per_image``, over the score thresholds of ``grid`` (``pd_fa`` at each).
+
+    Returns:
+        dict with Pd, Fa_per_image and score_thr of that point (Pd 0 and score_thr NaN when
+        no threshold of the grid gets that few false alarms).
+    """
+    best = {"Pd": 0.0, "Fa_per_image": float("nan"), "score_thr": float("nan")}
+    for thr in sorted(grid):
+        pf = pd_fa(detections, gts, thr)
+        if pf["Fa_per_image"] <= max_fa_per_image and pf["Pd"] > best["Pd"]:
+            best = {"Pd": pf["Pd"], "Fa_per_image": pf["Fa_per_image"], "score_thr": float(thr)}
+    return best
+
+
 # ----------------------------------------------------------------------------- all together
 
 def evaluate_detections(
@@ -381,7 +403,9 @@ def evaluate_detections(
 
     Returns:
         JSON-friendly floats / ints: mNoCoAP, NoCoAP10 .. NoCoAP90, AP50, Pd, Fa_per_image,
-        Fa_per_MP, score_thr, num_images, num_boxes, num_detections; and under 'curves' (drop
+        Fa_per_MP, score_thr, the best operating point with at most ``DEFAULT_MAX_FA`` false
+        alarms per image (Pd_at_max_fa, Fa_at_max_fa, score_thr_at_max_fa: ``pd_at_fa``),
+        num_images, num_boxes, num_detections; and under 'curves' (drop
         it before writing JSON) a dict name -> {'recall': (M,), 'precision': (M,)} arrays for
         every NoCoAP threshold and AP50.
     """
@@ -410,6 +434,9 @@ def evaluate_detections(
     result["AP50"] = voc_ap(rec, prec)
     pf = pd_fa(detections, gts, score_thr, image_sizes)
     result.update(Pd=pf["Pd"], Fa_per_image=pf["Fa_per_image"], Fa_per_MP=pf["Fa_per_MP"])
+    op = pd_at_fa(detections, gts, DEFAULT_MAX_FA)
+    result.update({"Pd_at_max_fa": op["Pd"], "Fa_at_max_fa": op["Fa_per_image"],
+                   "score_thr_at_max_fa": op["score_thr"], "max_fa_per_image": DEFAULT_MAX_FA})
     result.update(
         score_thr=float(score_thr),
         num_images=n,

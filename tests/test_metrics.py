@@ -241,6 +241,25 @@ def test_pd_fa_hand_counts():
     assert pd_fa(dets, gts, 0.1, sizes)["Pd"] == pytest.approx(1.0)
 
 
+def test_pd_at_fa_picks_the_best_point_within_the_false_alarm_budget():
+    from oscar_edge.metrics import pd_at_fa
+
+    gts = [np.array([[10, 10, 20, 20]], np.float32), np.array([[50, 50, 60, 60]], np.float32),
+           np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32)]
+    dets = [(np.array([[12, 12, 16, 16]]), np.array([0.9])),      # hit at 0.9
+            (np.array([[53, 53, 57, 57]]), np.array([0.3])),      # hit at 0.3
+            (np.array([[1, 1, 3, 3]]), np.array([0.5])),          # false alarm at 0.5
+            (np.array([[1, 1, 3, 3]]), np.array([0.2]))]          # false alarm at 0.2
+    # budget 0.25 FA/image = 1 false alarm over 4 images: down to 0.3 (Pd 1.0, FA 0.25)
+    r = pd_at_fa(dets, gts, 0.25, grid=(0.1, 0.25, 0.4, 0.6, 0.95))
+    assert r == {"Pd": 1.0, "Fa_per_image": 0.25, "score_thr": 0.25}
+    # budget 0: only thresholds above 0.5 -> Pd 0.5
+    r = pd_at_fa(dets, gts, 0.0, grid=(0.1, 0.25, 0.4, 0.6, 0.95))
+    assert r["Pd"] == 0.5 and r["score_thr"] == 0.6 and r["Fa_per_image"] == 0.0
+    # no threshold meets it
+    assert np.isnan(pd_at_fa(dets, gts, 0.0, grid=(0.1,))["score_thr"])
+
+
 def test_evaluate_detections_keys_and_plot(tmp_path):
     grey = blob_image()
     gts = [BLOB_BOX, np.zeros((0, 4), np.float32)]
@@ -248,7 +267,8 @@ def test_evaluate_detections_keys_and_plot(tmp_path):
     dets = [(BLOB_BOX.copy(), np.array([0.9])), (np.array([[1, 1, 3, 3]]), np.array([0.3]))]
     r = evaluate_detections(dets, gts, maps, score_thr=0.5)
     expected = {"mNoCoAP", "AP50", "Pd", "Fa_per_image", "Fa_per_MP", "score_thr",
-                "num_images", "num_boxes", "num_detections", "curves"}
+                "num_images", "num_boxes", "num_detections", "curves", "Pd_at_max_fa",
+                "Fa_at_max_fa", "score_thr_at_max_fa", "max_fa_per_image"}
     expected |= {noco_key(t / 10) for t in range(1, 10)}
     assert set(r) == expected
     assert r["mNoCoAP"] == 1.0 and r["AP50"] == 1.0 and r["Pd"] == 1.0

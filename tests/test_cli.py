@@ -38,6 +38,20 @@ def test_evaluate_missing_checkpoint_one_line_exit_2(sirst_root, tmp_path):
     assert "Traceback" not in p.stderr
 
 
+def test_evaluate_unusable_device_one_line_exit_2(sirst_root):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a usable CUDA GPU: --device cuda is not an error here")
+    p = run("oscar_edge", "evaluate", "--device", "cuda", "--data", str(sirst_root),
+            "--split", "mini_test")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "--device cuda" in p.stderr
+    p = run("oscar_edge", "evaluate", "--device", "gpu0", "--data", str(sirst_root),
+            "--split", "mini_test")
+    assert p.returncode == 2 and "unknown PyTorch device" in p.stderr
+
+
 def test_evaluate_corrupt_checkpoint_exit_2(sirst_root, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"junk")

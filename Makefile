@@ -10,7 +10,7 @@ STAMP := $(VENV)/.oscar-edge-installed
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,test,export,openvino]'
+	$(PY) -m pip install -q -e '.[train,test,export,openvino,track-bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -88,6 +88,10 @@ setup(
         "jetson": ["cuda-python>=12.6,<14"],
         "train": ["torch==2.13.*", "matplotlib>=3.7,<4"],
         "test": ["pytest>=7,<10", "hypothesis>=6.80,<7"],
+        # The tracking benchmarks only (benchmarks/tracker_choice.py, tracking_*.py): the
+        # metrics library and the tracker library they compare against. `--track` itself
+        # needs neither (oscar_edge/track.py: numpy + OpenCV).
+        "track-bench": ["motrics~=0.3.0", "norfair-enough~=2.4.3"],
         # ONNX export, INT8 PTQ / FP16 AutoCast and ONNX Runtime (CPU) checks. One ONNX Runtime
         # only: nvidia-modelopt without its [onnx] extra (that extra pulls onnxruntime-gpu and
         # cupy) plus what modelopt.onnx.quantization / .autocast import; versions as its extra.

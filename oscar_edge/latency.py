@@ -8,8 +8,9 @@ Stages of one frame (all from ``time.perf_counter_ns()``):
 | ``preprocess`` | grey conversion, resize, normalise, pad | |
 | ``inference`` | the backend call (host->device->host included for TensorRT) | |
 | ``postprocess`` | decode + NMS (or the engine's NMS output) and mapping back to frame pixels | |
+| ``track`` | with ``--track`` only: camera motion (if on) and the tracker's update | |
 | ``render`` | drawing, video / display / snapshot writing | |
-| ``end_to_end`` | capture | detections ready in frame pixels (post-processing done) |
+| ``end_to_end`` | capture | detections ready in frame pixels (post-processing done; with ``--track``, tracks ready) |
 
 The time between stages (waiting in the bounded queues) is in ``end_to_end`` but in no stage.
 
@@ -25,12 +26,14 @@ from typing import Dict, Iterable, List, Mapping, Optional
 
 import numpy as np
 
-STAGES = ("capture_age", "preprocess", "inference", "postprocess", "render", "end_to_end")
+STAGES = ("capture_age", "preprocess", "inference", "postprocess", "track", "render",
+          "end_to_end")
 STAGE_LABELS = {
     "capture_age": "capture age",
     "preprocess": "pre-process",
     "inference": "inference",
     "postprocess": "post-process",
+    "track": "track",
     "render": "render/output",
     "end_to_end": "end-to-end",
 }
@@ -135,12 +138,13 @@ def frame_durations(marks: Mapping[str, int], t_capture: int) -> Dict[str, int]:
     d: Dict[str, int] = {}
     if "preprocess_start" in marks:
         d["capture_age"] = marks["preprocess_start"] - t_capture
-    for stage in ("preprocess", "inference", "postprocess", "render"):
+    for stage in ("preprocess", "inference", "postprocess", "track", "render"):
         a, b = marks.get(f"{stage}_start"), marks.get(f"{stage}_end")
         if a is not None and b is not None:
             d[stage] = b - a
-    if "postprocess_end" in marks:
-        d["end_to_end"] = marks["postprocess_end"] - t_capture
+    ready = marks.get("track_end", marks.get("postprocess_end"))
+    if ready is not None:
+        d["end_to_end"] = ready - t_capture
     return d
 
 
@@ -172,7 +176,8 @@ def format_report(summary: Mapping[str, object], counters: Mapping[str, object],
         frame_bits.append(f"drop-outs {c.get('disconnects')} (reopened {c.get('reconnects', 0)})")
     lines.append(f"  throughput {fps:.1f} FPS{' in this interval' if window else ''}; "
                  f"frames{' so far' if window else ''}: " + ", ".join(frame_bits))
-    lines.append("  end-to-end = frame captured -> detections ready; percentiles over "
+    ready = "tracks" if stages.get("track", {}).get("count") else "detections"
+    lines.append(f"  end-to-end = frame captured -> {ready} ready; percentiles over "
                  f"{summary.get('percentiles_over', 'all frames')}")
     for note in notes:
         lines.append(f"  {note}")

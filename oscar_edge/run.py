@@ -6,6 +6,7 @@ Runs on a camera, a stream, video / image files or a synthetic scene.
     python -m oscar_edge.run --camera /dev/video0 --display
     oscar-edge run --source csi://0 --backend tensorrt --engine model.engine --jsonl dets.jsonl
     oscar-edge run --source 'images/*.png' --jsonl dets.jsonl --score-thr 0 --stats stats.json
+    oscar-edge run --source rtsp://cam/stream --track --jsonl tracks.jsonl   # IDs, velocities
 
 Sources (``--source URI``, ``--camera DEV`` or a positional URI) are described in
 ``oscar_edge/io/sources.py``: ``/dev/video0`` / ``v4l2:///dev/video0``, ``csi://0``,
@@ -13,7 +14,8 @@ Sources (``--source URI``, ``--camera DEV`` or a positional URI) are described i
 &targets=5&seed=0&fps=30``. Default model: the shipped ``oscar_edge/weights/oscar-edge.onnx`` on
 ONNX Runtime's CPU provider, decode + NMS by the native C++ library. Only numpy, OpenCV and
 ONNX Runtime are imported (TensorRT + cuda-python with --backend tensorrt, torch with
---backend torch).
+--backend torch). ``--track`` adds a tracking stage after post-processing (oscar_edge.track,
+numpy + OpenCV only; README "Tracking").
 
 Exit codes: 0 after a normal end, ``--max-frames``, a closed window or SIGINT / SIGTERM (outputs
 are finalised in every case); 2 with one line on stderr for a user error (missing camera or
@@ -29,6 +31,11 @@ from typing import List, Optional, Sequence
 from .errors import UserError, run_cli
 from .runtime import DEFAULT_SCORE_THR
 from .sizes import argparse_type
+from .track import TrackerConfig
+
+_TC = TrackerConfig()  # the tracker's defaults, for the help texts
+_TRACK_OPTIONS = ("track_gate", "track_confirm", "track_coast", "track_score",
+                  "track_min_hit_rate", "track_min_move", "track_motion")
 
 PROG = "oscar-edge run"
 EPILOG = """examples:
@@ -37,6 +44,7 @@ EPILOG = """examples:
   python -m oscar_edge.run --camera /dev/video0 --jsonl dets.jsonl --stats stats.json
   oscar-edge run --source csi://0 --backend tensorrt --engine oscar-edge.engine
   oscar-edge run --source val_images/ --jsonl dets.jsonl --score-thr 0
+  oscar-edge run --source 'synthetic://?pan=3' --track --track-motion on --save tracks.mp4
 """
 
 
@@ -107,6 +115,31 @@ def build_parser() -> argparse.ArgumentParser:
                         "shipped model; 0 keeps all that NMS keeps, at most 100 per frame)")
     g.add_argument("--show-truth", action="store_true",
                    help="draw the source's ground truth (synthetic://) as circles")
+    g = p.add_argument_group("tracking (README, \"Tracking\")")
+    g.add_argument("--track", action="store_true",
+                   help="track the detections: IDs, velocities, coasting through missed frames, "
+                        "M-of-N confirmation; JSON lines gain 'tracks', drawings IDs and trails")
+    g.add_argument("--track-gate", type=float, default=None, metavar="PX",
+                   help=f"a detection joins a track within PX pixels of its predicted centre "
+                        f"(wider for new and coasting tracks; default {_TC.gate_px:g})")
+    g.add_argument("--track-confirm", default=None, metavar="M/N",
+                   help=f"a track is confirmed (reported) once hit in M of its last N frames "
+                        f"(default {_TC.confirm_m}/{_TC.confirm_n})")
+    g.add_argument("--track-coast", type=float, default=None, metavar="S",
+                   help=f"a confirmed track without a detection is kept on its prediction for "
+                        f"up to S seconds, then lost (default {_TC.coast_s:g})")
+    g.add_argument("--track-score", type=float, default=None, metavar="S",
+                   help=f"detections with score >= S feed the tracker (default "
+                        f"{_TC.min_score:g}; independent of --score-thr)")
+    g.add_argument("--track-min-hit-rate", type=float, default=None, metavar="R",
+                   help=f"a confirmed track is also lost when hit in fewer than this share of "
+                        f"its last 16 frames (default {_TC.min_hit_rate:g}; 0: off)")
+    g.add_argument("--track-min-move", type=float, default=None, metavar="PX",
+                   help=f"moving-target indication: confirm a track only once it has moved PX "
+                        f"pixels from where it started (default {_TC.min_move_px:g}: off)")
+    g.add_argument("--track-motion", choices=("off", "on"), default=None,
+                   help=f"compensate camera motion (sparse optical flow) before association "
+                        f"(default {'on' if _TC.motion else 'off'})")
     g = p.add_argument_group("run")
     g.add_argument("--max-frames", type=int, default=0, metavar="N",
                    help="stop after N processed frames (default 0: until the source ends)")
@@ -159,6 +192,37 @@ def _check_args(args: argparse.Namespace) -> None:
                             "multiples of 32")
 
 
+def tracker_config(args: argparse.Namespace) -> Optional[TrackerConfig]:
+    """The tracker settings of ``--track`` and its options (None without ``--track``);
+    UserError for a bad value or a ``--track-*`` option without ``--track``."""
+    from .track import parse_confirm
+
+    given = [n for n in _TRACK_OPTIONS if getattr(args, n) is not None]
+    if not args.track:
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} needs --track")
+        return None
+    kw = {}
+    if args.track_gate is not None:
+        kw["gate_px"] = args.track_gate
+    if args.track_coast is not None:
+        kw["coast_s"] = args.track_coast
+    if args.track_score is not None:
+        kw["min_score"] = args.track_score
+    if args.track_min_hit_rate is not None:
+        kw["min_hit_rate"] = args.track_min_hit_rate
+    if args.track_min_move is not None:
+        kw["min_move_px"] = args.track_min_move
+    if args.track_motion is not None:
+        kw["motion"] = args.track_motion == "on"
+    try:
+        if args.track_confirm is not None:
+            kw["confirm_m"], kw["confirm_n"] = parse_confirm(args.track_confirm)
+        return TrackerConfig(**kw).check()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     return run_cli(lambda: _main(args), prog=PROG)
@@ -171,10 +235,12 @@ def _main(args: argparse.Namespace) -> int:
                              check_writable)
     from .io.sources import open_source
     from .pipeline import Detector
+    from .postprocess import SCORE_THR
     from .preprocess import FIT_SIZE
     from .runtime import Runtime, RuntimeOptions
 
     _check_args(args)
+    track = tracker_config(args)
     if not args.verbose:
         _quiet_opencv()
     uri = _source_uri(args)
@@ -195,10 +261,15 @@ def _main(args: argparse.Namespace) -> int:
         for note in choice.notes:
             print(f"{PROG}: note: {note}", file=sys.stderr)
         input_size = (args.input_size[1], args.input_size[0]) if args.input_size else None
+        # Decode keeps candidates whose refine score is > 0.05 (a final score, a product of
+        # three sigmoids, is never above it); a lower --track-score lowers that floor so that
+        # every detection it asks for reaches the tracker (not inside a TensorRT engine, whose
+        # decode plugin has its own).
+        floor = SCORE_THR if track is None else min(SCORE_THR, track.min_score)
         try:
             detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
                                 input_size=input_size, postprocess=args.postprocess,
-                                peak_refine=args.peak_refine == "on")
+                                peak_refine=args.peak_refine == "on", score_thr=floor)
         except ValueError as exc:  # a fixed-size model and another --input-size, ...
             raise UserError(str(exc)) from None
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.
@@ -212,18 +283,23 @@ def _main(args: argparse.Namespace) -> int:
             outputs.append(SnapshotOutput(args.snapshot, at=args.snapshot_frame or 1))
         if args.jsonl:
             outputs.append(JsonlOutput(args.jsonl, header=run_info(uri, choice, detector,
-                                                                    args.score_thr)))
+                                                                    args.score_thr, track)))
         _compile_fixed(choice, detector)  # after every check that can refuse the run
         size = (f"{detector.input_size[1]}x{detector.input_size[0]} fixed" if detector.input_size
                 else f"keep-ratio fit {detector.fit[0]}x{detector.fit[1]}")
+        tracking = ""
+        if track is not None:
+            tracking = (f"; tracking score >= {track.min_score:g}, gate {track.gate_px:g} px, "
+                        f"confirm {track.confirm_m}/{track.confirm_n}, coast "
+                        f"{track.coast_s:g} s, camera motion {'on' if track.motion else 'off'}")
         print(f"{PROG}: {source.describe()} -> {choice.label}, input {size}, decode+NMS "
-              f"{detector.postprocess_backend}; draw/write score >= {args.score_thr:g}",
-              file=sys.stderr, flush=True)
+              f"{detector.postprocess_backend}; draw/write score >= {args.score_thr:g}"
+              f"{tracking}", file=sys.stderr, flush=True)
         runtime = Runtime(source, detector, outputs, RuntimeOptions(
             max_frames=args.max_frames or None, score_thr=args.score_thr,
             report_every=args.report_every, stats_path=args.stats,
             reconnect_timeout=args.reconnect_timeout, show_truth=args.show_truth,
-            label=choice.label, short_label=choice.short, info=choice.info()))
+            label=choice.label, short_label=choice.short, info=choice.info(), track=track))
         outputs = []  # the runtime owns and closes them now
         opened = False
         runtime.run()
@@ -236,14 +312,18 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_info(uri: str, choice, detector, score_thr: float) -> dict:
+def run_info(uri: str, choice, detector, score_thr: float,
+             track: Optional[TrackerConfig] = None) -> dict:
     """What the JSONL header records about a run (statistics files carry the same keys)."""
+    from .runtime import track_settings
+
     info = {"source": uri, **choice.info(),
             "input_size": (f"{detector.input_size[1]}x{detector.input_size[0]}"
                            if detector.input_size else None),
             "fit": None if detector.input_size else f"{detector.fit[0]}x{detector.fit[1]}",
             "postprocess": detector.postprocess_backend,
-            "peak_refine": detector.peak_refine, "score_thr": score_thr}
+            "peak_refine": detector.peak_refine, "score_thr": score_thr,
+            "track": track_settings(track) if track is not None else None}
     return info
 
 

@@ -6,9 +6,13 @@
 
 Threads, one per stage, joined by hand-offs::
 
-    capture --> pre-process --> inference --> post-process --> output
+    capture --> pre-process --> inference --> post-process [--> track] --> output
                                                    (this thread: drawing, video, window,
                                                     JSON lines, reports)
+
+With ``RuntimeOptions.track`` (``--track``) a fourth stage runs the tracker
+(``oscar_edge.track``) on every frame's detections, in frame order, timed by each frame's
+``t_source`` (README, "Tracking").
 
 A stage works on frame n while the next one works on frame n-1, so the frame rate is set by
 the slowest stage, not by the sum of the stages.
@@ -49,11 +53,12 @@ import numpy as np
 
 from .io.capture import END, CaptureThread, FrameRecord, LatestSlot
 from .io.outputs import Output
-from .io.render import draw_detections, status_line
+from .io.render import draw_detections, draw_tracks, status_line
 from .io.sources import VideoSource
 from .latency import LatencyStats, format_report, frame_durations
 from .pipeline import Detector
 from .preprocess import to_grey_u8
+from .track import CameraMotion, Tracker, TrackerConfig
 
 STAGE_NAMES = ("preprocess", "inference", "postprocess")
 # Detections drawn and written (JSON lines) have score >= this by default. Scores are the
@@ -63,6 +68,14 @@ STAGE_NAMES = ("preprocess", "inference", "postprocess")
 # candidates down to the decode threshold 0.05 (at most 100 per frame): --score-thr 0 writes
 # all of them.
 DEFAULT_SCORE_THR = 0.1
+
+
+def track_settings(cfg: TrackerConfig) -> dict:
+    """The user-facing tracker settings (JSONL header, statistics)."""
+    return {"gate_px": cfg.gate_px, "confirm": f"{cfg.confirm_m}/{cfg.confirm_n}",
+            "coast_s": cfg.coast_s, "min_score": cfg.min_score,
+            "min_hit_rate": cfg.min_hit_rate, "min_move_px": cfg.min_move_px,
+            "motion": "on" if cfg.motion else "off"}
 
 
 class SkipFrame(Exception):
@@ -83,6 +96,8 @@ class RuntimeOptions:
     depth: int = 4                       # finite sources: frames in flight (one per stage)
     drain_timeout: float = 5.0           # seconds to finish frames in flight after a stop
     install_signal_handlers: bool = True
+    track: Optional[TrackerConfig] = None  # run the tracker stage (None: no tracking)
+    fps: Optional[float] = None          # nominal frame rate for px/frame (default: the source's)
 
 
 class Runtime:
@@ -116,22 +131,32 @@ class Runtime:
         # frame its predecessor finished, older ones are dropped (counted), so no queue of
         # stale frames builds up in front of the slowest stage.
         depth = max(1, int(self.opt.depth))
+        names = STAGE_NAMES
+        fns = [self._preprocess, self._inference, self._postprocess]
+        self.fps = float(self.opt.fps or source.fps or 30.0)
+        self.tracker: Optional[Tracker] = None
+        self._motion: Optional[CameraMotion] = None
+        if self.opt.track is not None:
+            self.tracker = Tracker(self.opt.track, fps=self.fps)
+            self._motion = CameraMotion() if self.opt.track.motion else None
+            names = STAGE_NAMES + ("track",)
+            fns.append(self._track)
+            depth += 1
         self._tokens = threading.Semaphore(depth)
         self._handoffs = [LatestSlot() if live else queue.Queue(maxsize=depth)
-                          for _ in STAGE_NAMES]
-        self._stale = [0] * len(STAGE_NAMES)  # live: frames replaced in each hand-off slot
-        self._busy_since: List[Optional[int]] = [None] * len(STAGE_NAMES)  # stage start (ns)
-        self._ema: List[Optional[float]] = [None] * len(STAGE_NAMES)  # mean stage time (ns)
+                          for _ in names]
+        self._stale = [0] * len(names)  # live: frames replaced in each hand-off slot
+        self._busy_since: List[Optional[int]] = [None] * len(names)  # stage start (ns)
+        self._ema: List[Optional[float]] = [None] * len(names)  # mean stage time (ns)
         self.capture = CaptureThread(
             source, self.stop, self.abort,
             max_frames=None if live else self.opt.max_frames, queue_size=1,
             reconnect_timeout=self.opt.reconnect_timeout, log=log,
             admission=None if live else self._tokens)
-        fns = (self._preprocess, self._inference, self._postprocess)
         gets = [self.capture.get] + [self._getter(h) for h in self._handoffs[:-1]]
         self._stages = [threading.Thread(target=self._stage_loop, name=f"oscar-{name}",
                                          args=(i, name, fn, get), daemon=True)
-                        for i, (name, fn, get) in enumerate(zip(STAGE_NAMES, fns, gets))]
+                        for i, (name, fn, get) in enumerate(zip(names, fns, gets))]
 
     # -- stage functions ---------------------------------------------------------------------
     def _preprocess(self, rec: FrameRecord) -> None:
@@ -149,6 +174,16 @@ class Runtime:
         rec.detections = self.detector.postprocess(rec.outputs, rec.letterbox, rec.x)
         rec.outputs = None
         rec.x = None
+
+    def _track(self, rec: FrameRecord) -> None:
+        """Camera motion (when on) and the tracker's update with every detection of the frame
+        (the tracker keeps those with score >= its ``min_score``)."""
+        motion = self._motion.estimate(rec.grey) if self._motion is not None else None
+        h, w = rec.grey.shape[:2]
+        det = rec.detections
+        rec.tracks = self.tracker.update(rec.t_source, det.boxes, det.scores, motion=motion,
+                                         frame_size=(w, h))
+        rec.tracks_tentative = self.tracker.tentative
 
     # -- plumbing ----------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
@@ -270,10 +305,14 @@ class Runtime:
             span = (self._recent_done[-1] - self._recent_done[0]) / 1e9
             fps = (len(self._recent_done) - 1) / span if span > 0 else 0.0
         truth = self.opt.show_truth and rec.truth is not None
+        tracks = ""
+        if rec.tracks is not None:
+            n = sum(1 for r in rec.tracks if r.state == "confirmed")
+            tracks = f"{n} track{'s' if n != 1 else ''}"
         return [status_line([self.opt.short_label or "oscar-edge", f"{fps:.1f} FPS",
                              f"latency {e2e_ms:.0f} ms"]),
                 status_line([f"{n_shown} detection{'s' if n_shown != 1 else ''} >= "
-                             f"{self.opt.score_thr:.2f}", f"frame {rec.index}",
+                             f"{self.opt.score_thr:.2f}", tracks, f"frame {rec.index}",
                              "circles: truth" if truth else ""])]
 
     def _emit(self, rec: FrameRecord) -> None:
@@ -281,19 +320,23 @@ class Runtime:
         det = rec.detections
         keep = det.scores >= np.float32(self.opt.score_thr)
         boxes, scores = det.boxes[keep], det.scores[keep]
-        e2e_ms = (rec.marks["postprocess_end"] - rec.t_capture) / 1e6
+        ready = rec.marks.get("track_end", rec.marks["postprocess_end"])
+        e2e_ms = (ready - rec.t_capture) / 1e6
         canvas = None
         if any(o.needs_canvas for o in self.outputs):
             truth = rec.truth if self.opt.show_truth else None
             canvas = draw_detections(rec.grey, boxes, scores,
                                      self._status(rec, len(scores), e2e_ms), truth)
+            if rec.tracks:
+                draw_tracks(canvas, rec.tracks, top=canvas.shape[0] - rec.grey.shape[0])
         for o in self.outputs:
             if not getattr(o, "wants_line", False):
                 o.write(rec, canvas, None)
         rec.marks["render_end"] = done = time.perf_counter_ns()
         durations = frame_durations(rec.marks, rec.t_capture)
         if any(getattr(o, "wants_line", False) for o in self.outputs):
-            line = {"frame": rec.index, "timestamp": round(rec.wall_time, 6)}
+            line = {"frame": rec.index, "timestamp": round(rec.wall_time, 6),
+                    "source_time": round(rec.t_source, 6)}
             if rec.name is not None:
                 line["source"] = rec.name
             h, w = rec.grey.shape[:2]
@@ -303,6 +346,11 @@ class Runtime:
                         times_ms={k: round(v / 1e6, 3) for k, v in durations.items()})
             if rec.truth is not None:
                 line["truth"] = [[round(float(v), 2) for v in b] for b in rec.truth]
+            if rec.truth_ids is not None:
+                line["truth_ids"] = [int(i) for i in rec.truth_ids]
+            if rec.tracks is not None:
+                line["tracks"] = [r.to_json(self.fps) for r in rec.tracks]
+                line["tracks_tentative"] = rec.tracks_tentative
             for o in self.outputs:
                 if getattr(o, "wants_line", False):
                     o.write(rec, None, line)
@@ -337,9 +385,17 @@ class Runtime:
             "fps": s["fps"],
             "percentiles_over": s["percentiles_over"],
             "stages": s["stages"],
+            **({"track": self.track_summary()} if self.tracker is not None else {}),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                         "python": platform.python_version()},
         }
+
+    def track_summary(self) -> dict:
+        """The tracker's settings and counters (statistics JSON)."""
+        tr = self.tracker
+        return {"settings": track_settings(tr.cfg), "fps": self.fps,
+                "tracks_started": tr.started, "time_jumps": tr.jumps,
+                "camera_motion_failures": self._motion.failures if self._motion else None}
 
     def _write_stats(self) -> None:
         if not self.opt.stats_path:

@@ -12,6 +12,7 @@ RUNTIME_MODULES = [
     # the field runtime (oscar-edge run): numpy, OpenCV, OpenVINO / ONNX Runtime (+ TensorRT on a
     # Jetson)
     "oscar_edge.run", "oscar_edge.runtime", "oscar_edge.latency", "oscar_edge.native",
+    "oscar_edge.track",
     "oscar_edge.io", "oscar_edge.io.sources", "oscar_edge.io.synthetic", "oscar_edge.io.capture",
     "oscar_edge.io.outputs", "oscar_edge.io.render", "oscar_edge.backends",
     "oscar_edge.backends.base", "oscar_edge.backends.factory", "oscar_edge.backends.ort_backend",

@@ -10,6 +10,9 @@
 
 Each frame is stamped with ``time.perf_counter_ns()`` when its read returned (the capture time
 of the latency report) and with the wall clock (``time.time()``, for the JSONL timestamp).
+Its time for motion (``t_source``, seconds, what the tracker uses) is the source's own
+time stamp where it has one (files, folders, synthetic scenes: index / fps), else the capture
+time (cameras, streams: frames a camera delivered but the pipeline dropped leave a gap).
 """
 from __future__ import annotations
 
@@ -37,11 +40,15 @@ class FrameRecord:
     wall_time: float               # time.time() at the same moment
     name: Optional[str] = None
     truth: Optional[np.ndarray] = None
+    truth_ids: Optional[np.ndarray] = None
+    t_source: float = float("nan")  # seconds: the source's time stamp, else the capture time
     grey: Optional[np.ndarray] = None
     x: Optional[np.ndarray] = None
     letterbox: object = None
     outputs: object = None
     detections: object = None
+    tracks: Optional[list] = None  # TrackReport list when tracking is on
+    tracks_tentative: int = 0      # tentative tracks after this frame (not in ``tracks``)
     marks: Dict[str, int] = field(default_factory=dict)  # stage -> perf_counter_ns stamps
 
 
@@ -225,9 +232,13 @@ class CaptureThread(threading.Thread):
                 if frame is None:
                     self._unadmit()
                     break
+                t_capture = time.perf_counter_ns()
                 record = FrameRecord(index=frame.index, image=frame.image,
-                                     t_capture=time.perf_counter_ns(), wall_time=time.time(),
-                                     name=frame.name, truth=frame.truth)
+                                     t_capture=t_capture, wall_time=time.time(),
+                                     name=frame.name, truth=frame.truth,
+                                     truth_ids=frame.truth_ids,
+                                     t_source=(t_capture / 1e9 if frame.timestamp is None
+                                               else float(frame.timestamp)))
                 if not self._hand_on(record):
                     self._unadmit()
                     break

@@ -1,9 +1,11 @@
-"""Drawing detections on a frame: boxes, scores and a status line (OpenCV only).
+"""Drawing detections on a frame: boxes, scores, tracks and a status line (OpenCV only).
 
 Infrared small targets are a few pixels wide, so a box smaller than ``min_box`` pixels is drawn
 as a ``min_box`` square around the detection's centre (the reported box is unchanged), every
 score gets a label on a dark backing so it reads on bright clutter, and the status lines go in
-a strip above the frame instead of over it.
+a strip above the frame instead of over it. Tracks (``--track``) are drawn over that picture:
+confirmed tracks in cyan with their ID under the box and a trail of their last centres, those
+coasting through missed frames in magenta; tentative and lost tracks are not drawn.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import numpy as np
 
 BOX_COLOUR = (0, 255, 0)        # BGR green
 TRUTH_COLOUR = (0, 170, 255)    # BGR orange
+TRACK_COLOUR = (255, 255, 0)   # BGR cyan: confirmed track, hit in this frame
+COAST_COLOUR = (255, 0, 255)   # BGR magenta: confirmed track coasting (missed this frame)
 TEXT_COLOUR = (255, 255, 255)
 BAR_COLOUR = (0, 0, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -77,3 +81,25 @@ def draw_detections(grey: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
 
 def status_line(parts: Sequence[str]) -> str:
     return " | ".join(p for p in parts if p)
+
+
+def draw_tracks(img: np.ndarray, tracks: Sequence, top: int = 0, min_box: int = 14) -> None:
+    """Draw confirmed tracks (``oscar_edge.track.TrackReport``) on ``img`` in place: a box of
+    at least ``min_box`` px, ``#ID`` under it and the trail; ``top`` px of status strip above
+    the frame (the y offset of frame row 0 in ``img``)."""
+    scale = _font_scale(img.shape[1]) * 0.8
+    for r in tracks:
+        if r.state != "confirmed":
+            continue
+        colour = TRACK_COLOUR if r.since_hit_s <= 0 else COAST_COLOUR
+        trail = np.asarray(r.trail, np.float64).reshape(-1, 2)
+        if len(trail) >= 2:
+            pts = np.round(trail + (0.0, top)).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
+        cx, cy = r.centre
+        x1, y1, x2, y2 = r.box
+        half_w, half_h = max((x2 - x1) / 2, min_box / 2), max((y2 - y1) / 2, min_box / 2)
+        p1 = (int(round(cx - half_w)), int(round(cy - half_h)) + top)
+        p2 = (int(round(cx + half_w)), int(round(cy + half_h)) + top)
+        cv2.rectangle(img, p1, p2, colour, 1, cv2.LINE_AA)
+        _label(img, f"#{r.id}", p1[0], p2[1] + 2, scale, colour)

@@ -22,7 +22,8 @@ Query options: ``v4l2``: ``width``, ``height``, ``fps``, ``format`` (a V4L2 FOUR
 ``csi``: ``width``, ``height``, ``fps``, ``flip`` (nvvidconv flip-method 0-7), ``format``
 (``BGR`` default, ``GRAY8``). ``synthetic``: ``frames`` (0 = endless), ``size`` (WxH),
 ``targets``, ``seed``, ``fps``, ``noise`` (grey levels), ``drift`` (px/frame),
-``depth`` (8 or 16), ``channels`` (1 or 3), ``live`` (0/1: pace at fps and behave as a camera).
+``depth`` (8 or 16), ``channels`` (1 or 3), ``pan`` (px/frame, peak speed of a camera sweep),
+``shake`` (px, per-frame camera jitter), ``live`` (0/1: pace at fps and behave as a camera).
 Network URLs are passed to FFmpeg unchanged (their query belongs to the server).
 
 Live sources (cameras, streams, ``synthetic://?live=1``) are read by the capture thread as fast
@@ -68,12 +69,17 @@ class CorruptFrame(Exception):
 @dataclass
 class SourceFrame:
     """A frame as read: the image as delivered, its index in the stream (0-based, counting
-    corrupt frames too), and for some sources a name (image file) and ground truth (N, 4)."""
+    corrupt frames too), and for some sources a name (image file), ground truth (N, 4) with
+    target ids (N,), and the frame's time on the source's own clock in seconds (files,
+    folders and synthetic scenes: index / fps; None for live cameras and streams, whose
+    frames are timed when the read returns)."""
 
     image: np.ndarray
     index: int
     name: Optional[str] = None
     truth: Optional[np.ndarray] = None
+    truth_ids: Optional[np.ndarray] = None
+    timestamp: Optional[float] = None
 
 
 class VideoSource:
@@ -174,7 +180,8 @@ class OpenCVSource(VideoSource):
             return None  # end of file
         index = self._index
         self._index += 1
-        return SourceFrame(_check_frame(image, index, self.describe()), index)
+        stamp = None if self.live else index / (self.fps or 30.0)
+        return SourceFrame(_check_frame(image, index, self.describe()), index, timestamp=stamp)
 
     def close(self) -> None:
         if self.cap is not None:
@@ -377,7 +384,7 @@ class ImageFolderSource(VideoSource):
             image = read_grey(path)
         except ImageReadError as exc:
             raise CorruptFrame(str(exc)) from None
-        return SourceFrame(image, index, name=os.path.basename(path))
+        return SourceFrame(image, index, name=os.path.basename(path), timestamp=index / self.fps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,12 +395,12 @@ class SyntheticSource(VideoSource):
 
     scheme = "synthetic"
     OPTIONS = ("frames", "size", "targets", "seed", "fps", "noise", "drift", "depth",
-               "channels", "live")
+               "channels", "pan", "shake", "live")
 
     def __init__(self, uri: str, frames: int = 300, size: Tuple[int, int] = (640, 512),
                  targets: int = 5, seed: int = 0, fps: float = 30.0, noise: float = 2.0,
                  drift: float = 0.25, depth: int = 8, channels: int = 1,
-                 live: bool = False) -> None:
+                 live: bool = False, pan: float = 0.0, shake: float = 0.0) -> None:
         from .synthetic import SyntheticScene
 
         super().__init__(uri)
@@ -404,7 +411,7 @@ class SyntheticSource(VideoSource):
         try:
             self.scene = SyntheticScene(width=size[0], height=size[1], targets=targets,
                                         seed=seed, noise=noise, drift=drift, depth=depth,
-                                        channels=channels)
+                                        channels=channels, pan=pan, shake=shake)
         except ValueError as exc:
             raise SourceError(f"{uri}: {exc}") from None
         self.frames, self.fps, self.live = frames, float(fps), bool(live)
@@ -437,7 +444,8 @@ class SyntheticSource(VideoSource):
                 if self.frames and t >= self.frames:
                     return None
         self._next = t + 1
-        return SourceFrame(self.scene.frame(t), t, truth=self.scene.ground_truth(t))
+        return SourceFrame(self.scene.frame(t), t, truth=self.scene.ground_truth(t),
+                           truth_ids=self.scene.ground_truth_ids(t), timestamp=t / self.fps)
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,7 +535,8 @@ def open_source(uri: str) -> VideoSource:
             fps=_num(uri, opts, "fps", float, 30.0), noise=_num(uri, opts, "noise", float, 2.0),
             drift=_num(uri, opts, "drift", float, 0.25), depth=_num(uri, opts, "depth", int, 8),
             channels=_num(uri, opts, "channels", int, 1),
-            live=bool(_num(uri, opts, "live", int, 0)))
+            live=bool(_num(uri, opts, "live", int, 0)), pan=_num(uri, opts, "pan", float, 0.0),
+            shake=_num(uri, opts, "shake", float, 0.0))
     known = ["v4l2", "csi", "synthetic", "file"] + list(NETWORK_SCHEMES)
     raise SourceError(f"unknown source scheme {scheme!r} in {uri} (known: {', '.join(known)}, "
                       "or a path to a video, an image, a folder or a glob)")

@@ -2,7 +2,8 @@
 
     scene = SyntheticScene(width=640, height=512, targets=5, seed=0)
     frame = scene.frame(12)            # (512, 640) uint8 (or uint16 / BGR, see depth/channels)
-    truth = scene.ground_truth(12)     # (targets, 4) float32 xyxy boxes in frame pixels
+    truth = scene.ground_truth(12)     # (n, 4) float32 xyxy boxes in frame pixels
+    ids = scene.ground_truth_ids(12)   # (n,) int64 target ids of those boxes (stable over time)
 
 Everything is a pure function of (parameters, seed, frame index): ``frame(t)`` can be asked in
 any order and gives the same pixels every time. numpy + OpenCV only.
@@ -17,6 +18,10 @@ The picture:
   faint (6x the noise, 12 grey levels at least) to saturating (170), moving in straight lines at
   0.3-1.5 px per frame and bouncing off a margin at the frame border.
 * Sensor noise: white Gaussian noise, a fresh draw per frame (seeded by (seed, t)).
+* Camera motion (off by default): ``pan`` px/frame, the peak speed of a slow sweep (a sine of
+  4 s period across, 6.8 s up and down, half as far), and ``shake`` px, a fresh Gaussian
+  jitter of the whole picture per frame (seeded by (seed, t)). The whole scene moves (clutter
+  and targets); a target is in the ground truth of a frame only while its centre is inside it.
 
 Ground truth box of a target: centre +- max(1.5, 2 sigma) pixels (the spot's visible extent),
 pixel (i, j) covering [j, j+1) x [i, i+1).
@@ -80,7 +85,7 @@ class SyntheticScene:
 
     def __init__(self, width: int = 640, height: int = 512, targets: int = 5, seed: int = 0,
                  noise: float = 2.0, drift: float = 0.25, depth: int = 8,
-                 channels: int = 1) -> None:
+                 channels: int = 1, pan: float = 0.0, shake: float = 0.0) -> None:
         if width < 32 or height < 32:
             raise ValueError(f"synthetic frame size must be at least 32x32, got {width}x{height}")
         if targets < 0:
@@ -91,6 +96,9 @@ class SyntheticScene:
             raise ValueError(f"channels must be 1 (grey) or 3 (BGR), got {channels}")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
+        if not (pan >= 0 and shake >= 0):
+            raise ValueError(f"pan and shake must be >= 0, got {pan} and {shake}")
+        self.pan, self.shake = float(pan), float(shake)
         self.width, self.height = int(width), int(height)
         self.seed, self.noise, self.drift = int(seed), float(noise), float(drift)
         self.depth, self.channels = depth, channels
@@ -115,17 +123,43 @@ class SyntheticScene:
             ))
 
     # -- truth -------------------------------------------------------------------------------
+    def camera_offset(self, t: int) -> Tuple[float, float]:
+        """(dx, dy) px: how far the picture of frame t is moved by the camera (0, 0 without
+        ``pan`` and ``shake``)."""
+        dx = dy = 0.0
+        if self.pan > 0:
+            period = 120.0  # frames: 4 s at 30 FPS
+            amp = self.pan * period / (2 * math.pi)  # peak speed ``pan`` px/frame
+            dx = amp * math.sin(2 * math.pi * t / period)
+            dy = 0.5 * amp * math.sin(2 * math.pi * t / (1.7 * period))
+        if self.shake > 0:
+            jx, jy = np.random.default_rng([self.seed, 2, int(t)]).standard_normal(2)
+            dx, dy = dx + self.shake * float(jx), dy + self.shake * float(jy)
+        return dx, dy
+
     def centres(self, t: int) -> np.ndarray:
-        """(targets, 2) float32 target centres (x, y) at frame t."""
+        """(targets, 2) float32 centres (x, y) of all targets at frame t in frame pixels
+        (with camera motion some may lie outside the frame)."""
         lo_x, hi_x = BORDER_MARGIN, self.width - BORDER_MARGIN
         lo_y, hi_y = BORDER_MARGIN, self.height - BORDER_MARGIN
-        return np.array([[_bounce(g.x0, g.vx, t, lo_x, hi_x), _bounce(g.y0, g.vy, t, lo_y, hi_y)]
+        dx, dy = self.camera_offset(t)
+        return np.array([[_bounce(g.x0, g.vx, t, lo_x, hi_x) + dx,
+                          _bounce(g.y0, g.vy, t, lo_y, hi_y) + dy]
                          for g in self.targets], dtype=np.float32).reshape(-1, 2)
 
-    def ground_truth(self, t: int) -> np.ndarray:
-        """(targets, 4) float32 xyxy boxes of the targets at frame t, in frame pixels."""
+    def ground_truth_ids(self, t: int) -> np.ndarray:
+        """(n,) int64 ids (index in ``targets``) of the targets in frame t, in the order of
+        :meth:`ground_truth`: all of them unless camera motion moves some out of the frame."""
         c = self.centres(t)
-        half = np.array([max(1.5, 2.0 * g.sigma) for g in self.targets], np.float32)
+        inside = (c[:, 0] >= 0) & (c[:, 0] < self.width) & (c[:, 1] >= 0) & (c[:, 1] < self.height)
+        return np.flatnonzero(inside).astype(np.int64)
+
+    def ground_truth(self, t: int) -> np.ndarray:
+        """(n, 4) float32 xyxy boxes of the targets in frame t (see
+        :meth:`ground_truth_ids`), in frame pixels."""
+        ids = self.ground_truth_ids(t)
+        c = self.centres(t)[ids]
+        half = np.array([max(1.5, 2.0 * self.targets[i].sigma) for i in ids], np.float32)
         return np.stack([c[:, 0] - half, c[:, 1] - half, c[:, 0] + half, c[:, 1] + half],
                         axis=1).astype(np.float32).reshape(-1, 4)
 
@@ -133,8 +167,9 @@ class SyntheticScene:
     def clutter(self, t: int) -> np.ndarray:
         """(H, W) float32 background grey levels (8-bit scale) at frame t, without noise."""
         acc = np.zeros((self.height, self.width), np.float32)
+        dx, dy = self.camera_offset(t)
         for tex, gain, vx, vy in self._layers:
-            m = np.float32([[1, 0, -vx * t], [0, 1, -vy * t]])
+            m = np.float32([[1, 0, -vx * t + dx], [0, 1, -vy * t + dy]])
             shifted = cv2.warpAffine(tex, m, (self.width, self.height), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_WRAP)
             acc += np.float32(gain) * shifted

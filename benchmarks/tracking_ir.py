@@ -1,0 +1,445 @@
+#!/usr/bin/env python
+"""Single-frame detection vs confirmed tracks on real infrared video: Pd and false alarms.
+
+    python benchmarks/tracking_ir.py --out docs/results/tracking_ir_DATE     # all 71 videos
+    python benchmarks/tracking_ir.py --videos IR_DRONE_005,IR_BIRD_010 --max-frames 60 \\
+        --out /tmp/ir-check                                                   # a quick check
+
+Data: ``--data`` (default ``../shared/data/ir-video`` beside the repository, or
+``$OSCAR_IR_VIDEO``): 320x256 30 FPS videos ``videos/IR_<CLASS>_<NNN>.mp4`` with one labelled
+target per frame in ``labels/<name>.json`` (MATLAB [x, y, w, h], 1-based: the 0-based box is
+[x - 0.5, y - 0.5, w, h]; ``null`` where nothing is labelled).
+
+1. **Detector pass, cached.** Each video is decoded once per input size (``--input-sizes``:
+   ``fit`` = the runtime's keep-ratio fit to 1000x600, i.e. 750x600 for these frames, or WxH
+   fixed sizes) and run through the shipped model (``--backend``); every detection whose final
+   score is >= ``--floor`` and the camera motion between frames (oscar_edge.track.CameraMotion)
+   go to ``--cache`` (one .npz per video, input size and backend). Later runs read the cache.
+2. **Sweeps from the cache.** Single-frame detection at each score of THRESHOLDS; the tracker
+   (oscar_edge.track, README "Tracking" defaults) fed with detections at each score of FEED,
+   each frame at time index / 30 s, in each of ``--variants`` (``default``, or settings that
+   differ from it: ``motion=on``, ``min_move=3`` (px, moving-target indication),
+   ``confirm=4/6``, ``coast=1``, ``gate=16``, ``min_hit_rate=0.25``; ``;`` between variants,
+   ``,`` between the settings of one); confirmed tracks (coasting ones included) are what it
+   reports.
+3. **Scoring, per labelled frame.** The frame's target is detected when a reported position
+   (detection or track centre) lies within max(8 px, half the label box's diagonal) of the
+   label box's centre; every reported position farther than that is a false alarm. Pd =
+   detected labelled frames / labelled frames, false alarms per labelled frame; per class and
+   overall (frames pooled). Frames without a label are tracked through but not scored.
+
+Goal (reported, not tuned on): at the false-alarm rate of single-frame detection at score 0.1,
+confirmed tracks reach a Pd at least 10 points higher (overall). Writes ``summary.md``,
+``results.json`` and ``pd_fa.png`` (Pd vs false alarms per frame) to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+_HERE = Path(__file__).resolve().parent
+_REPO = _HERE.parent
+sys.path.insert(0, str(_REPO))
+sys.path.insert(0, str(_HERE))
+
+import numpy as np  # noqa: E402
+
+THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
+FEED = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
+VARIANT_KEYS = {"motion": ("motion", lambda v: v == "on"), "min_move": ("min_move_px", float),
+                "confirm": (None, None), "coast": ("coast_s", float),
+                "gate": ("gate_px", float), "min_hit_rate": ("min_hit_rate", float)}
+
+
+def parse_variants(text: str) -> List[Tuple[str, dict]]:
+    """'default;motion=on;min_move=3,confirm=4/6' -> [(name, TrackerConfig overrides)]."""
+    from oscar_edge.track import parse_confirm
+
+    out = []
+    for part in (v.strip() for v in text.split(";")):
+        if not part:
+            continue
+        kw: dict = {}
+        if part != "default":
+            for item in part.split(","):
+                key, _, value = item.partition("=")
+                if key not in VARIANT_KEYS:
+                    raise SystemExit(f"tracking_ir: unknown variant setting {key!r} "
+                                     f"(known: {', '.join(VARIANT_KEYS)})")
+                if key == "confirm":
+                    kw["confirm_m"], kw["confirm_n"] = parse_confirm(value)
+                else:
+                    field, conv = VARIANT_KEYS[key]
+                    kw[field] = conv(value)
+        out.append((part, kw))
+    return out
+MIN_RADIUS = 8.0
+FPS = 30.0
+
+
+# --------------------------------------------------------------------------------------------
+# Labels and scoring
+# --------------------------------------------------------------------------------------------
+def load_labels(path: Path) -> Tuple[str, np.ndarray, np.ndarray]:
+    """(class, centres (F, 2) px 0-based with NaN where unlabelled, radii (F,) px) of a label
+    file; radius = max(8 px, half the box diagonal)."""
+    d = json.loads(path.read_text())
+    n = len(d["boxes"])
+    centres = np.full((n, 2), np.nan)
+    radii = np.full(n, np.nan)
+    for i, b in enumerate(d["boxes"]):
+        if b is None:
+            continue
+        x, y, w, h = (float(v) for v in b)
+        centres[i] = (x - 0.5 + w / 2.0, y - 0.5 + h / 2.0)
+        radii[i] = max(MIN_RADIUS, 0.5 * math.hypot(w, h))
+    return str(d["class"]), centres, radii
+
+
+def score_frames(reports: Sequence[np.ndarray], centres: np.ndarray,
+                 radii: np.ndarray) -> Tuple[int, int, int]:
+    """(labelled frames, detected frames, false alarms) of per-frame reported positions
+    ``reports[i]`` (K, 2) against the labels (see the module docstring)."""
+    labelled = detected = fa = 0
+    for pos, c, r in zip(reports, centres, radii):
+        if not np.isfinite(r):
+            continue
+        labelled += 1
+        pos = np.asarray(pos, np.float64).reshape(-1, 2)
+        if len(pos) == 0:
+            continue
+        near = np.hypot(pos[:, 0] - c[0], pos[:, 1] - c[1]) <= r
+        detected += bool(near.any())
+        fa += int((~near).sum())
+    return labelled, detected, fa
+
+
+# --------------------------------------------------------------------------------------------
+# Detector pass with a cache
+# --------------------------------------------------------------------------------------------
+def cache_path(cache: Path, video: str, size: str, tag: str, floor: float,
+               max_frames: int) -> Path:
+    key = hashlib.sha1(f"{tag}|{floor}|{max_frames}".encode()).hexdigest()[:10]
+    return cache / f"{video}_{size}_{key}.npz"
+
+
+def detect_video(path: Path, detector, max_frames: int, floor: float) -> Dict[str, np.ndarray]:
+    """Decode ``path``, run ``detector`` on every frame: boxes / scores (concatenated, with
+    per-frame counts), camera motion (F, 2, 3), NaN where none."""
+    import cv2
+
+    from oscar_edge.preprocess import to_grey_u8
+    from oscar_edge.track import CameraMotion
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise SystemExit(f"tracking_ir: cannot decode {path}")
+    cm = CameraMotion()
+    boxes, scores, counts, motion, ms = [], [], [], [], []
+    shape = (0, 0)
+    while not max_frames or len(counts) < max_frames:
+        ok, img = cap.read()
+        if not ok:
+            break
+        grey = to_grey_u8(img)
+        shape = grey.shape
+        t0 = time.perf_counter()
+        d = detector(grey)
+        ms.append((time.perf_counter() - t0) * 1e3)
+        keep = d.scores >= floor
+        boxes.append(d.boxes[keep])
+        scores.append(d.scores[keep])
+        counts.append(int(keep.sum()))
+        m = cm.estimate(grey)
+        motion.append(np.full((2, 3), np.nan) if m is None else m)
+    cap.release()
+    return {"boxes": np.concatenate(boxes).reshape(-1, 4).astype(np.float32) if boxes else
+            np.zeros((0, 4), np.float32),
+            "scores": np.concatenate(scores).astype(np.float32) if scores else
+            np.zeros(0, np.float32),
+            "counts": np.array(counts, np.int64), "motion": np.array(motion).reshape(-1, 2, 3),
+            "detector_ms": np.array(ms), "frame_size": np.array([shape[1], shape[0]])}
+
+
+def split(cached: Dict[str, np.ndarray]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Per-frame (boxes, scores) lists of a cached video."""
+    ends = np.cumsum(cached["counts"])
+    starts = ends - cached["counts"]
+    return ([cached["boxes"][a:b] for a, b in zip(starts, ends)],
+            [cached["scores"][a:b] for a, b in zip(starts, ends)])
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps
+# --------------------------------------------------------------------------------------------
+def single_frame_reports(boxes, scores, thr: float) -> List[np.ndarray]:
+    return [((b[:, :2] + b[:, 2:]) * 0.5)[s >= thr] for b, s in zip(boxes, scores)]
+
+
+def track_reports(boxes, scores, motion: np.ndarray, cfg, size: Tuple[int, int]
+                  ) -> Tuple[List[np.ndarray], float]:
+    """Confirmed track centres per frame, and the tracker's median ms per frame."""
+    from oscar_edge.track import Tracker
+
+    tr = Tracker(cfg, fps=FPS)
+    out, ms = [], []
+    for i, (b, s) in enumerate(zip(boxes, scores)):
+        m = motion[i] if cfg.motion and np.isfinite(motion[i]).all() else None
+        t0 = time.perf_counter()
+        reps = tr.update(i / FPS, b, s, motion=m, frame_size=size)
+        ms.append((time.perf_counter() - t0) * 1e3)
+        out.append(np.array([r.centre for r in reps if r.state == "confirmed"],
+                            np.float64).reshape(-1, 2))
+    return out, float(np.median(ms)) if ms else float("nan")
+
+
+def add(acc: Dict[str, List[int]], key: str, counts: Tuple[int, int, int]) -> None:
+    a = acc.setdefault(key, [0, 0, 0])
+    for i, v in enumerate(counts):
+        a[i] += v
+
+
+def rates(c: Sequence[int]) -> Tuple[float, float]:
+    """(Pd, false alarms per labelled frame)."""
+    return (c[1] / c[0], c[2] / c[0]) if c[0] else (float("nan"), float("nan"))
+
+
+def pd_at(curve: List[Tuple[float, float, str]], fa_max: float) -> Tuple[float, str]:
+    """Best Pd of a curve's points (pd, fa, label) with fa <= fa_max."""
+    ok = [(pd, lab) for pd, fa, lab in curve if fa <= fa_max + 1e-12]
+    return max(ok) if ok else (float("nan"), "none")
+
+
+# --------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    default_data = os.environ.get("OSCAR_IR_VIDEO", str(_REPO.parent / "shared" / "data" /
+                                                       "ir-video"))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=default_data)
+    p.add_argument("--videos", default="", help="comma-separated names (default: all)")
+    p.add_argument("--max-frames", type=int, default=0, help="first N frames per video (0: all)")
+    p.add_argument("--input-sizes", default="fit,320x256,640x512,1280x1024",
+                   help="comma-separated: fit (the runtime default) or WxH; the first one "
+                        "gives the headline figures")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--precision", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--floor", type=float, default=0.02, help="lowest score cached")
+    p.add_argument("--variants", default="default;motion=on;min_move=2;min_move=3",
+                   help="tracker variants (see the module docstring; default %(default)s)")
+    p.add_argument("--cache", default=str(Path.home() / ".cache" / "oscar-edge" / "tracking_ir"))
+    p.add_argument("--out", required=True, help="folder for summary.md, results.json, pd_fa.png")
+    args = p.parse_args(argv)
+
+    from oscar_edge.backends.base import close_backend
+    from oscar_edge.backends.factory import create_backend
+    from oscar_edge.pipeline import Detector
+    from oscar_edge.sizes import parse_size
+    from oscar_edge.track import TrackerConfig
+    from tracking_common import machine
+
+    data = Path(args.data)
+    names = [v.strip() for v in args.videos.split(",") if v.strip()] or sorted(
+        Path(f).stem for f in glob.glob(str(data / "labels" / "*.json")))
+    if not names:
+        raise SystemExit(f"tracking_ir: no labels in {data / 'labels'}")
+    sizes = [v.strip() for v in args.input_sizes.split(",") if v.strip()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    base = TrackerConfig()
+    variants = parse_variants(args.variants)
+    choice = create_backend(args.backend, threads=args.threads, precision=args.precision)
+    tag = f"{choice.label}"
+    started = time.monotonic()
+    labels = {n: load_labels(data / "labels" / f"{n}.json") for n in names}
+
+    results: Dict[str, dict] = {}
+    timing: Dict[str, List[float]] = {}
+    for size in sizes:
+        input_size = None if size == "fit" else tuple(reversed(parse_size(size, name="size")))
+        detector = Detector(choice.backend, input_size=input_size,
+                            score_thr=min(0.05, args.floor))
+        acc: Dict[str, List[int]] = {}
+        det_ms, trk_ms = [], []
+        for n in names:
+            cls, centres, radii = labels[n]
+            cp = cache_path(cache, n, size, tag, args.floor, args.max_frames)
+            if cp.is_file():
+                cached = dict(np.load(cp))
+            else:
+                cached = detect_video(data / "videos" / f"{n}.mp4", detector, args.max_frames,
+                                      args.floor)
+                np.savez_compressed(cp, **cached)
+            det_ms.extend(cached["detector_ms"].tolist())
+            boxes, scores = split(cached)
+            k = min(len(boxes), len(centres))
+            boxes, scores, c, r = boxes[:k], scores[:k], centres[:k], radii[:k]
+            for thr in THRESHOLDS:
+                counts = score_frames(single_frame_reports(boxes, scores, thr), c, r)
+                for group in (cls, "overall"):
+                    add(acc, f"{group}|single|{thr:g}", counts)
+            for vname, kw in variants:
+                for feed in FEED:
+                    cfg = TrackerConfig(**{**base.__dict__, **kw, "min_score": feed}).check()
+                    reps, ms = track_reports(boxes, scores, cached["motion"][:k], cfg,
+                                             tuple(int(v) for v in cached["frame_size"]))
+                    trk_ms.append(ms)
+                    counts = score_frames(reps, c, r)
+                    for group in (cls, "overall"):
+                        add(acc, f"{group}|tracks {vname}|{feed:g}", counts)
+        results[size] = {k: list(v) for k, v in acc.items()}
+        timing[size] = [float(np.median(det_ms)) if det_ms else float("nan"),
+                        float(np.median(trk_ms)) if trk_ms else float("nan")]
+    close_backend(choice.backend)
+
+    summary = write_summary(out, results, timing, sizes, names, labels, args, choice.label,
+                            base, variants, machine(), time.monotonic() - started)
+    (out / "results.json").write_text(json.dumps(
+        {"videos": names, "max_frames": args.max_frames, "input_sizes": sizes,
+         "backend": choice.label, "counts": results, "timing_ms": timing,
+         "counts_format": "[labelled frames, detected frames, false alarms]",
+         "goal": summary}, indent=1) + "\n")
+    plot(out / "pd_fa.png", results, sizes, variants)
+    print((out / "summary.md").read_text())
+    return 0
+
+
+def curve(res: Dict[str, list], group: str, kind: str, values) -> List[Tuple[float, float, str]]:
+    pts = []
+    for v in values:
+        c = res.get(f"{group}|{kind}|{v:g}")
+        if c:
+            pd, fa = rates(c)
+            pts.append((pd, fa, f"{v:g}"))
+    return pts
+
+
+def write_summary(out: Path, results, timing, sizes, names, labels, args, label, base,
+                  variants, mach: str, wall: float) -> dict:
+    classes = sorted({labels[n][0] for n in names})
+    frames_text = f"first {args.max_frames} frames each" if args.max_frames else "all frames"
+    lines = [f"# Single-frame detection vs confirmed tracks, real IR video "
+             f"({time.strftime('%Y-%m-%d %H:%M %Z')})", "",
+             f"Machine: {mach} (shared with other jobs). Wall time {wall:.0f} s.",
+             f"Command: `python benchmarks/tracking_ir.py {' '.join(sys.argv[1:])}`", "",
+             f"Videos: {len(names)} ({', '.join(names) if len(names) <= 8 else 'see results.json'}"
+             f"), {frames_text}. "
+             f"Detector: {label}. Tracker: README \"Tracking\" defaults (gate {base.gate_px:g} px, "
+             f"confirm {base.confirm_m}/{base.confirm_n}, coast {base.coast_s:g} s, min hit rate "
+             f"{base.min_hit_rate:g}), fed at the score in the row.", ""]
+    goal = {}
+    for size in sizes:
+        res = results[size]
+        det_ms, trk_ms = timing[size]
+        lines += [f"## Input {size}" + (" (headline)" if size == sizes[0] else ""), "",
+                  f"Detector {det_ms:.1f} ms/frame p50, tracker {trk_ms:.3f} ms/frame p50.", ""]
+        sf = curve(res, "overall", "single", THRESHOLDS)
+        fa0 = dict((lab, fa) for _, fa, lab in sf).get("0.1", float("nan"))
+        pd0 = dict((lab, pd) for pd, _, lab in sf).get("0.1", float("nan"))
+        g = {"single_frame_0.1": {"pd": pd0, "fa_per_frame": fa0}}
+        for vname, _ in variants:
+            tc = curve(res, "overall", f"tracks {vname}", FEED)
+            pd, lab = pd_at(tc, fa0)
+            g[f"tracks {vname}"] = {"pd_at_fa0": pd, "feed": lab,
+                                    "gain_points": 100 * (pd - pd0)}
+            lines.append(f"- Goal check, tracks {vname}: single-frame at 0.1: Pd {pd0:.3f} "
+                         f"at {fa0:.3f} false alarms per frame; confirmed tracks at no more "
+                         f"false alarms: Pd {pd:.3f} (fed at {lab}), "
+                         f"{100 * (pd - pd0):+.1f} points (goal +10).")
+        for vname, _ in variants:
+            tc = curve(res, "overall", f"tracks {vname}", FEED)
+            ok = [(fa, lab, pd) for pd, fa, lab in tc if pd >= pd0 - 1e-12]
+            if ok and math.isfinite(pd0):
+                fa, lab, pd = min(ok)
+                lines.append(f"- Same Pd, tracks {vname}: the fewest false alarms with Pd >= "
+                             f"{pd0:.3f}: {fa:.3f} per frame (fed at {lab}, Pd {pd:.3f}) vs "
+                             f"{fa0:.3f} single-frame.")
+                g[f"tracks {vname}"]["fa_at_pd0"] = fa
+            best = None
+            for pd_t, fa_t, lab in tc:  # the largest lead over single-frame at equal FA
+                pd_s, slab = pd_at(sf, fa_t)
+                lead = pd_t - (pd_s if math.isfinite(pd_s) else 0.0)
+                if best is None or lead > best[0]:
+                    best = (lead, pd_t, fa_t, lab, pd_s, slab)
+            if best is not None:
+                lead, pd_t, fa_t, lab, pd_s, slab = best
+                lines.append(f"- Largest lead, tracks {vname}: fed at {lab}, Pd {pd_t:.3f} at "
+                             f"{fa_t:.3f} false alarms per frame; single-frame at no more false "
+                             f"alarms: Pd {pd_s:.3f} (score {slab}): {100 * lead:+.1f} points.")
+                g[f"tracks {vname}"]["largest_lead_points"] = 100 * lead
+        goal[size] = g
+        lines += ["", "| group | curve | score | Pd | false alarms / frame | labelled frames |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for group in classes + ["overall"]:
+            for kind, values in [("single", THRESHOLDS)] + [(f"tracks {v}", FEED)
+                                                            for v, _ in variants]:
+                for v in values:
+                    c = res.get(f"{group}|{kind}|{v:g}")
+                    if c:
+                        pd, fa = rates(c)
+                        lines.append(f"| {group} | {kind} | {v:g} | {pd:.3f} | {fa:.3f} | "
+                                     f"{c[0]} |")
+        lines.append("")
+    lines += ["Scoring: a labelled frame is detected when a reported position lies within "
+              "max(8 px, half the label box's diagonal) of the label box's centre; every "
+              "other reported position is a false alarm. 'single': detections with score >= "
+              "the row's score; 'tracks V': confirmed tracks (coasting ones included) of "
+              "the tracker in variant V (README \"Tracking\" defaults, or those with the "
+              "settings named) fed with detections >= the row's score.", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    return goal
+
+
+def plot(path: Path, results, sizes, variants) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("tracking_ir: matplotlib missing (pip install 'oscar-edge[train]'): no plot",
+              file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    styles = ["-", "--", ":", "-."]
+    for i, size in enumerate(sizes):
+        res = results[size]
+        colours = ["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown"]
+        kinds = [("single", THRESHOLDS, "tab:blue", "single-frame detections")] + [
+            (f"tracks {v}", FEED, colours[j % len(colours)], f"confirmed tracks ({v})")
+            for j, (v, _) in enumerate(variants)]
+        for kind, values, colour, name in kinds:
+            pts = curve(res, "overall", kind, values)
+            if not pts:
+                continue
+            pd, fa, lab = zip(*sorted(pts, key=lambda q: q[1]))
+            ax.plot(fa, pd, styles[i % len(styles)], color=colour, marker="o", ms=3,
+                    label=f"{name}, input {size}", alpha=1.0 if i == 0 else 0.55)
+            if i == 0:
+                for x, y, t in zip(fa, pd, lab):
+                    ax.annotate(t, (x, y), fontsize=6, xytext=(3, -8),
+                                textcoords="offset points", color=colour)
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlabel("false alarms per labelled frame")
+    ax.set_ylabel("Pd (share of labelled frames with the target found)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title("IR video: single-frame detections vs confirmed tracks\n"
+                 "(numbers: score threshold / tracker feed score)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

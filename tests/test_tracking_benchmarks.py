@@ -1,0 +1,80 @@
+"""The tracking benchmarks: the IR scoring rule on hand-made frames, benchmarks/tracking_ir.py
+end to end on a tiny labelled video (cache reused on the second run), tracking_cost.py."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from oscar_edge.io.synthetic import SyntheticScene
+from run_helpers import needs_onnx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import tracking_ir  # noqa: E402
+
+
+def test_ir_labels_and_scoring_rule(tmp_path):
+    label = tmp_path / "IR_TEST_001.json"
+    label.write_text(json.dumps({"class": "drone", "boxes": [
+        [10.5, 20.5, 6, 8], None, [100, 100, 30, 40]]}))
+    cls, centres, radii = tracking_ir.load_labels(label)
+    assert cls == "drone"
+    # MATLAB 1-based [x, y, w, h] -> 0-based centre (x - 0.5 + w / 2, y - 0.5 + h / 2)
+    assert centres[0] == pytest.approx([13.0, 24.0]) and radii[0] == 8.0  # max(8, 5)
+    assert np.isnan(centres[1]).all() and np.isnan(radii[1])
+    assert centres[2] == pytest.approx([114.5, 119.5]) and radii[2] == 25.0  # half of 50
+    reports = [np.array([[13.0, 31.9]]),              # 7.9 px away: detected
+               np.array([[0.0, 0.0]]),                # unlabelled frame: not scored
+               np.array([[114.5, 145.0], [0, 0]])]    # 25.5 px > 25: missed, 2 false alarms
+    assert tracking_ir.score_frames(reports, centres, radii) == (2, 1, 2)
+
+
+@needs_onnx
+def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
+    data = tmp_path / "ir"
+    (data / "videos").mkdir(parents=True)
+    (data / "labels").mkdir()
+    scene = SyntheticScene(320, 256, targets=1, seed=5)
+    writer = cv2.VideoWriter(str(data / "videos" / "IR_DRONE_001.mp4"),
+                             cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 256))
+    boxes = []
+    for t in range(20):
+        writer.write(cv2.cvtColor(scene.frame(t), cv2.COLOR_GRAY2BGR))
+        x1, y1, x2, y2 = (float(v) for v in scene.ground_truth(t)[0])
+        boxes.append([x1 + 0.5, y1 + 0.5, x2 - x1, y2 - y1] if t != 7 else None)
+    writer.release()
+    (data / "labels" / "IR_DRONE_001.json").write_text(json.dumps(
+        {"class": "drone", "boxes": boxes}))
+    args = ["--data", str(data), "--input-sizes", "640x512", "--variants", "default;min_move=2",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
+    assert tracking_ir.main(args) == 0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    counts = res["counts"]["640x512"]
+    assert counts["overall|single|0.1"][0] == 19  # 20 frames, one unlabelled
+    assert counts["overall|single|0.1"] == counts["drone|single|0.1"]
+    assert "overall|tracks min_move=2|0.05" in counts
+    try:
+        import matplotlib  # noqa: F401  (the plot needs it; the train extra has it)
+        assert (tmp_path / "out" / "pd_fa.png").stat().st_size > 1000
+    except ImportError:
+        pass
+    assert "Goal check" in (tmp_path / "out" / "summary.md").read_text()
+    # the second run reads the cache: same counts
+    assert tracking_ir.main(args) == 0
+    again = json.loads((tmp_path / "out" / "results.json").read_text())["counts"]["640x512"]
+    assert again == counts
+    capsys.readouterr()
+
+
+def test_tracking_cost_script_runs(capsys):
+    import tracking_cost
+
+    assert tracking_cost.main(["--frames", "40", "--targets", "10", "--motion-frames", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Tracker.update" in out and "Goal track stage p50 < 1 ms" in out

@@ -276,7 +276,9 @@ def test_evaluate_step_fails_when_the_device_run_fails(sirst_root, tmp_path):
                               tolerance=0.002, timeout=120)
     ok, msg, figures = gte.evaluate_step(args)
     assert not ok
-    assert "refine on: evaluate --device nodevice --peak-refine on exited 1" in msg
+    # an unknown device is a user error: one line, exit 2 (oscar_edge.backends.torch_backend)
+    assert "refine on: evaluate --device nodevice --peak-refine on exited 2" in msg
+    assert "unknown PyTorch device" in msg
     assert "cpu_refine_on" not in figures  # the reference run was stopped, nothing compared
 
 

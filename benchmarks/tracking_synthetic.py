@@ -155,22 +155,11 @@ def main(argv=None) -> int:
     p.add_argument("--track-score", type=float, default=None)
     p.add_argument("--track-min-hit-rate", type=float, default=None)
     args = p.parse_args(argv)
-    from oscar_edge.track import parse_confirm
+    from oscar_edge.track import config_from_options
 
     w, h = parse_size(args.size)
     input_size = tuple(reversed(parse_size(args.input_size))) if args.input_size else None
-    kw = {}
-    if args.track_gate is not None:
-        kw["gate_px"] = args.track_gate
-    if args.track_confirm is not None:
-        kw["confirm_m"], kw["confirm_n"] = parse_confirm(args.track_confirm)
-    if args.track_coast is not None:
-        kw["coast_s"] = args.track_coast
-    if args.track_score is not None:
-        kw["min_score"] = args.track_score
-    if args.track_min_hit_rate is not None:
-        kw["min_hit_rate"] = args.track_min_hit_rate
-    base = TrackerConfig(**kw).check()
+    base = config_from_options(args)
     seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     choice = create_backend(args.backend, threads=args.threads, precision=args.precision)
     # decode floor: the runtime's 0.05, or the tracker's score when lower (as oscar-edge run)

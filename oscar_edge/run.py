@@ -195,30 +195,15 @@ def _check_args(args: argparse.Namespace) -> None:
 def tracker_config(args: argparse.Namespace) -> Optional[TrackerConfig]:
     """The tracker settings of ``--track`` and its options (None without ``--track``);
     UserError for a bad value or a ``--track-*`` option without ``--track``."""
-    from .track import parse_confirm
+    from .track import config_from_options
 
     given = [n for n in _TRACK_OPTIONS if getattr(args, n) is not None]
     if not args.track:
         if given:
             raise UserError(f"--{given[0].replace('_', '-')} needs --track")
         return None
-    kw = {}
-    if args.track_gate is not None:
-        kw["gate_px"] = args.track_gate
-    if args.track_coast is not None:
-        kw["coast_s"] = args.track_coast
-    if args.track_score is not None:
-        kw["min_score"] = args.track_score
-    if args.track_min_hit_rate is not None:
-        kw["min_hit_rate"] = args.track_min_hit_rate
-    if args.track_min_move is not None:
-        kw["min_move_px"] = args.track_min_move
-    if args.track_motion is not None:
-        kw["motion"] = args.track_motion == "on"
     try:
-        if args.track_confirm is not None:
-            kw["confirm_m"], kw["confirm_n"] = parse_confirm(args.track_confirm)
-        return TrackerConfig(**kw).check()
+        return config_from_options(args)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

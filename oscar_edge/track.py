@@ -540,3 +540,22 @@ def parse_confirm(text: str) -> Tuple[int, int]:
         raise ValueError(f"--track-confirm {text}: needs 1 <= M <= N <= 16")
     return m, n
 
+
+
+# --track-* option (argparse dest) -> TrackerConfig field, for the options that copy a number
+OPTION_FIELDS: Dict[str, str] = {"track_gate": "gate_px", "track_coast": "coast_s",
+                                 "track_score": "min_score",
+                                 "track_min_hit_rate": "min_hit_rate",
+                                 "track_min_move": "min_move_px"}
+
+
+def config_from_options(options: object) -> "TrackerConfig":
+    """A checked TrackerConfig from an argparse namespace's ``--track-*`` values (None or a
+    missing attribute = the default); ValueError for a bad value."""
+    kw: Dict[str, object] = {f: getattr(options, o) for o, f in OPTION_FIELDS.items()
+                             if getattr(options, o, None) is not None}
+    if getattr(options, "track_motion", None) is not None:
+        kw["motion"] = options.track_motion == "on"
+    if getattr(options, "track_confirm", None) is not None:
+        kw["confirm_m"], kw["confirm_n"] = parse_confirm(options.track_confirm)
+    return TrackerConfig(**kw).check()

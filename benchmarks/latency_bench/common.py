@@ -93,12 +93,6 @@ def row_name(r) -> str:
     return f"{r['backend']} ({hint}{'' if not eff or eff == hint else ' -> ' + str(eff)})"
 
 
-def same_row(a, b) -> bool:
-    """Whether two results are the same backend key with the same OpenVINO hint (a main row and
-    its baseline, or one row across sizes)."""
-    return a["backend"] == b["backend"] and a.get("ov_hint") == b.get("ov_hint")
-
-
 def parse_hints(text: str) -> Tuple[str, ...]:
     """``--ov-hint``: one hint or a comma list (``f32,bf16``): every openvino key runs once per
     hint, in this order. ``default``: the runtime's default hint on this CPU

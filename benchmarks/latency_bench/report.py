@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .common import row_name, same_row, size_label  # noqa: F401  (row_name re-exported)
+from .common import row_name, size_label  # noqa: F401  (row_name re-exported)
 from .goals import FULL_GOAL
 from .machine import BUSY_OTHERS_PCT
 

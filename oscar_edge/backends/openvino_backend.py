@@ -68,14 +68,17 @@ def check_hint(hint: str) -> str:
     return hint
 
 
-def cpu_has_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin can run bf16 here (AVX512_BF16 or AMX: ``BF16`` in the
-    CPU's ``OPTIMIZATION_CAPABILITIES``)."""
-    ov = import_openvino()
+def cpu_capabilities(core) -> List[str]:
+    """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (``BF16`` where AVX512_BF16 or AMX)."""
     try:
-        return "BF16" in list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        return list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except Exception:  # pragma: no cover - very old OpenVINO
-        return False
+        return []
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin can run bf16 here (``BF16`` in ``cpu_capabilities``)."""
+    return "BF16" in cpu_capabilities(import_openvino().Core())
 
 
 def import_openvino():
@@ -152,7 +155,7 @@ class OpenVinoBackend:
             cache_dir = None
         self.cache_dir = cache_dir
         self.notes: List[str] = []
-        caps = self._capabilities()
+        caps = cpu_capabilities(self.core)
         if self.hint == "bf16" and "BF16" not in caps:
             self.notes.append("precision hint bf16 asked, but this CPU has no bf16 support "
                               "(AVX512_BF16 or AMX): OpenVINO runs f32")
@@ -182,12 +185,6 @@ class OpenVinoBackend:
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in pshape)
         self.input_dtype = np.float16 if inputs[0].get_element_type().get_type_name() == "f16" \
             else np.float32
-
-    def _capabilities(self) -> Sequence[str]:
-        try:
-            return list(self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-        except Exception:  # pragma: no cover - very old OpenVINO
-            return []
 
     # -- properties --------------------------------------------------------------------------
     @property

@@ -91,8 +91,15 @@ def train_smoke(data_root: str, device: str = "cuda", iters: int = 20, batch_siz
                         collate_fn=collate, generator=torch.Generator().manual_seed(seed))
     losses: List[float] = []
     skipped = 0
+    if len(loader) == 0:
+        raise RuntimeError(f"{split} has {len(data)} images, fewer than one batch of {batch_size}")
+
+    def batches():  # as many epochs as `iters` needs (a small split on a GPU machine)
+        while True:
+            yield from loader
+
     t1 = time.time()
-    for step, (x, boxes, noco) in enumerate(loader):
+    for step, (x, boxes, noco) in enumerate(batches()):
         if step >= iters:
             break
         for g in opt.param_groups:

@@ -35,6 +35,11 @@ from .presets import DEFAULT_PRESET, PRESETS
 from .sizes import parse_size as _parse_size
 
 
+# GradScaler's first scale under CUDA AMP. The summed OSCAR loss starts in the hundreds: with
+# PyTorch's default of 2**16 the FP16 gradients overflowed for the first 10 steps on an H200
+# (tests/gpu, "train"); 2**8 starts near where the scale settled.
+AMP_INIT_SCALE = 2.0 ** 8
+
 def lr_factor(iteration: int, total: int, warmup: int, warmup_ratio: float = 0.001,
               power: float = 1.0) -> float:
     """Learning-rate multiplier: linear warm-up from ``warmup_ratio``, then poly decay to 0."""
@@ -167,7 +172,7 @@ def train(args: argparse.Namespace) -> int:
         ema = AveragedModel(model, multi_avg_fn=ema_update_fn(args.ema, args.ema_tau),
                             use_buffers=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", init_scale=AMP_INIT_SCALE, enabled=use_amp)
     start_epoch, iteration, best, skipped = 0, 0, -1.0, 0
     if args.resume:
         state = ckpt.read(last_path)
@@ -228,7 +233,9 @@ def train(args: argparse.Namespace) -> int:
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
             if not torch.isfinite(gnorm):
                 skipped += 1
-                tqdm.write(f"warning: non-finite gradient at iteration {iteration}; "
+                what = ("FP16 gradient overflow, GradScaler lowers its scale" if use_amp
+                        else "non-finite gradient")
+                tqdm.write(f"warning: {what} at iteration {iteration}; "
                            f"step skipped ({skipped} so far)")
                 scaler.update()
                 continue

@@ -223,6 +223,8 @@ def test_pick_samples_takes_targets_and_one_background():
     samples = [S(0), S(1), S(2), S(0), S(3)]
     picked = gk.pick_samples(samples, 3)
     assert picked == [samples[1], samples[2], samples[0]]
+    # one image (the timing input): one with targets, never the background
+    assert gk.pick_samples(samples, 1) == [samples[1]]
 
 
 def test_real_val_cases_on_cpu_match_the_twin(twin, sirst_root):

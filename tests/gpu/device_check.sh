@@ -100,12 +100,8 @@ setup_python() {
     set -e
     # The machine's Python as is when it already has everything: a venv made from a venv (an
     # image's /opt/.../.venv, say) sees the base interpreter's packages, not its parent's torch.
-    if "$PYTHON_BASE" - <<'EOF'
-import importlib.util, sys
-if any(importlib.util.find_spec(m) is None for m in ("numpy", "cv2", "tqdm", "torch")):
-    sys.exit(1)
-EOF
-    then
+    if "$PYTHON_BASE" -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("numpy", "cv2", "tqdm", "torch")))'; then
         echo "$PYTHON_BASE" >"$BUILD/python"
         echo "using $PYTHON_BASE ($(command -v "$PYTHON_BASE")) as is: numpy, OpenCV, tqdm and torch found"
         "$PYTHON_BASE" - <<'EOF'

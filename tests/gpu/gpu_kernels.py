@@ -428,10 +428,11 @@ def golden_cases(folder: Path = GOLDEN_DIR) -> List[Case]:
 
 
 def pick_samples(samples: Sequence, n: int) -> List:
-    """``n`` samples of a split: the first n - 1 with targets and the first background."""
+    """``n`` samples of a split: the first n - 1 with targets and the first background; for
+    n = 1 the first with targets (a timing input that gives the NMS something to do)."""
     with_targets = [s for s in samples if len(s.boxes)]
     background = [s for s in samples if not len(s.boxes)]
-    picked = with_targets[: max(n - 1, 0)] + background[:1]
+    picked = with_targets[: max(n - 1, 1)] + (background[:1] if n > 1 else [])
     return (picked + [s for s in samples if s not in picked])[:n]
 
 

@@ -74,7 +74,7 @@ def train_smoke(data_root: str, device: str = "cuda", iters: int = 20, batch_siz
     from oscar_edge.data.dataset import SirstTrainDataset, collate
     from oscar_edge.models import build_model
     from oscar_edge.models.losses import oscar_loss
-    from oscar_edge.train import lr_factor
+    from oscar_edge.train import AMP_INIT_SCALE, lr_factor
 
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -86,11 +86,12 @@ def train_smoke(data_root: str, device: str = "cuda", iters: int = 20, batch_siz
     t_data = time.time() - t0
     model = build_model(preset).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", init_scale=AMP_INIT_SCALE, enabled=use_amp)
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
                         collate_fn=collate, generator=torch.Generator().manual_seed(seed))
     losses: List[float] = []
     skipped = 0
+    overflow: List[int] = []  # iterations whose FP16 gradients overflowed (GradScaler backs off)
     if len(loader) == 0:
         raise RuntimeError(f"{split} has {len(data)} images, fewer than one batch of {batch_size}")
 
@@ -117,14 +118,20 @@ def train_smoke(data_root: str, device: str = "cuda", iters: int = 20, batch_siz
         scaler.unscale_(opt)
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         if not torch.isfinite(gnorm):
-            skipped += 1
+            if use_amp:
+                overflow.append(step + 1)
+            else:
+                skipped += 1
             scaler.update()
             continue
         scaler.step(opt)
         scaler.update()
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    return {"losses": [round(v, 5) for v in losses], "skipped": skipped, "amp": use_amp,
+    return {"losses": [round(v, 5) for v in losses], "skipped": skipped,
+            "overflow_iterations": overflow,
+            "amp_scale": {"initial": AMP_INIT_SCALE, "final": scaler.get_scale()} if use_amp
+            else None, "amp": use_amp,
             "device": str(dev), "iters": len(losses), "batch_size": batch_size,
             "crop": f"{crop[0]}x{crop[1]}", "preset": preset, "warmup_iters": warmup,
             "data_seconds": round(t_data, 2), "train_seconds": round(time.time() - t1, 2)}
@@ -254,6 +261,12 @@ def train_step(args: argparse.Namespace) -> Tuple[bool, str, Dict[str, Any]]:
     res.update(trend)
     if res["skipped"]:
         ok, msg = False, f"{res['skipped']} steps skipped (non-finite loss or gradient); {msg}"
+    late = [i for i in res["overflow_iterations"] if i > args.iters // 2]
+    if late:  # GradScaler backs off on an overflow; past the first half it should have settled
+        ok, msg = False, f"FP16 gradient overflow at iterations {late} (late); {msg}"
+    elif res["overflow_iterations"]:
+        msg = (f"{msg}; GradScaler backed off at iterations {res['overflow_iterations']} "
+               f"(scale {res['amp_scale']['initial']:g} -> {res['amp_scale']['final']:g})")
     if res["iters"] < args.iters:
         ok, msg = False, f"only {res['iters']} of {args.iters} iterations ran; {msg}"
     return ok, f"{args.iters} iterations on {res['device']} (AMP {res['amp']}): {msg}", res

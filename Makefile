@@ -7,17 +7,27 @@ STAMP := $(VENV)/.oscar-edge-installed
 
 .PHONY: demo test clean-venv jetson-check
 
+SERVE_VENV ?= $(VENV)-serve
+SERVE_STAMP := $(SERVE_VENV)/.oscar-edge-installed
+
 $(STAMP): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,test,export,openvino,track-bench]'
+	$(PY) -m pip install -q -e '.[train,test,export,openvino,track-bench,triton-client]'
 	touch $(STAMP)
+
+# The Triton server's own environment (numpy < 2; README, "Many cameras"), used by the loopback
+# tests through OSCAR_EDGE_SERVE_PYTHON.
+$(SERVE_STAMP): setup.py pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q -e '.[serve]'
+	touch $(SERVE_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/oscar-edge run --source 'synthetic://?live=1' --headless --save demo.mp4
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(STAMP) $(SERVE_STAMP)
+	OSCAR_EDGE_SERVE_PYTHON=$(SERVE_VENV)/bin/python $(PY) -m pytest -q
 
 clean-venv:
 	rm -rf $(VENV)

@@ -92,6 +92,14 @@ setup(
         # metrics library and the tracker library they compare against. `--track` itself
         # needs neither (oscar_edge/track.py: numpy + OpenCV).
         "track-bench": ["motrics~=0.3.0", "norfair-enough~=2.4.3"],
+        # Many cameras, one Triton server (README, "Many cameras"). The client side: numpy 2
+        # is fine; 2.60-2.69 because 2.70+ caps ml-dtypes below what the export extra needs.
+        "triton-client": ["tritonclient[grpc,http]>=2.60,<2.70"],
+        # The server side, in its own environment: nvidia-pytriton bundles tritonserver 2.51
+        # and the Python backend, whose stub needs numpy < 2 (pytriton pins it); the model
+        # runs ONNX Runtime there (add [openvino] for OpenVINO).
+        "serve": ["nvidia-pytriton==0.7.0", "onnxruntime>=1.20,<2",
+                  "tritonclient[grpc,http]>=2.60,<2.70"],
         # ONNX export, INT8 PTQ / FP16 AutoCast and ONNX Runtime (CPU) checks. One ONNX Runtime
         # only: nvidia-modelopt without its [onnx] extra (that extra pulls onnxruntime-gpu and
         # cupy) plus what modelopt.onnx.quantization / .autocast import; versions as its extra.

@@ -1,6 +1,6 @@
 """``oscar-edge``: one entry point with a subcommand per tool.
 
-    oscar-edge info | train | evaluate | run [options]
+    oscar-edge info | train | evaluate | run | export-triton | serve [options]
 
 Each tool also runs as ``python -m oscar_edge.<tool>``.
 """
@@ -15,7 +15,10 @@ TOOLS = {
     "train": "train a preset on SIRST-V2",
     "evaluate": "mNoCoAP / AP50 / Pd-Fa of a checkpoint on a split",
     "run": "live detection on a camera, stream, video, images or synthetic:// (latency report)",
+    "export-triton": "write a Triton Inference Server model repository (CPU or GPU)",
+    "serve": "serve a CPU model repository with the Triton server of nvidia-pytriton",
 }
+MODULES = {"export-triton": "triton.repository", "serve": "triton.server"}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -23,7 +26,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: oscar-edge {" + ",".join(TOOLS) + "} [options]\n")
         for name, text in TOOLS.items():
-            print(f"  {name:<10} {text}")
+            print(f"  {name:<14} {text}")
         print("\n'oscar-edge TOOL --help' describes a tool.")
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
@@ -35,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"oscar-edge: error: unknown command {tool!r}; choose from {', '.join(TOOLS)}",
               file=sys.stderr)
         return 2
-    return importlib.import_module(f"oscar_edge.{tool}").main(argv[1:])
+    return importlib.import_module(f"oscar_edge.{MODULES.get(tool, tool)}").main(argv[1:])
 
 
 if __name__ == "__main__":

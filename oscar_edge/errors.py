@@ -14,7 +14,8 @@ EXIT_USER_ERROR = 2
 OPTIONAL_MODULES = {"torch": "train", "matplotlib": "train", "onnx": "export",
                     "onnxruntime": "export", "onnxsim": "export", "modelopt": "export",
                     "onnx_graphsurgeon": "export", "onnxruntime_extensions": "export",
-                    "openvino": "openvino"}
+                    "openvino": "openvino", "tritonclient": "triton-client",
+                    "pytriton": "serve"}
 
 
 def _expected() -> tuple:

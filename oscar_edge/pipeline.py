@@ -18,8 +18,9 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from . import postprocess as pp
-from .backends.base import FINAL_DETECTIONS, RAW_OUTPUTS, fixed_input_size, output_kind
-from .preprocess import FIT_SIZE, Letterbox, prepare
+from .backends.base import (FINAL_DETECTIONS, FRAME_DETECTIONS, RAW_OUTPUTS, fixed_input_size,
+                            output_kind)
+from .preprocess import FIT_SIZE, Letterbox, letterbox_for, prepare
 
 # A backend maps a (1, 3, H, W) float32 batch to the five raw outputs (numpy, batch axis kept).
 InferFn = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -85,6 +86,17 @@ class Detector:
             # Decode + NMS: "auto" (native C++ library if it loads, else numpy), "numpy",
             # "native".
             self.postprocess_backend, self._postprocess_image = select_postprocess(postprocess)
+        elif self.output_kind == FRAME_DETECTIONS:  # everything runs on the server
+            self.postprocess_backend, self._postprocess_image = "server", None
+            served = bool(getattr(infer, "peak_refine", peak_refine))
+            if bool(peak_refine) != served:
+                raise ValueError(f"the server runs with the peak refinement "
+                                 f"{'on' if served else 'off'}; set it when writing the "
+                                 "repository (oscar-edge export-triton --peak-refine)")
+            self.peak_refine = served
+            self._refine_in_model = False
+            self._peak_refine_cpu = None
+            return
         else:  # decode + NMS are inside the model (TensorRT plugins)
             self.postprocess_backend, self._postprocess_image = "in-model", None
         # Peak refinement (README, "Peak-centred localization"): after decode + NMS here, or inside
@@ -100,11 +112,15 @@ class Detector:
             self._peak_refine_cpu = select_peak_refine(postprocess)
 
     def preprocess(self, grey: np.ndarray) -> Tuple[np.ndarray, Letterbox]:
+        if self.output_kind == FRAME_DETECTIONS:  # the server prepares; the frame travels
+            return grey, letterbox_for(grey.shape[0], grey.shape[1], self.fit, self.input_size)
         return prepare(grey, fit=self.fit, input_size=self.input_size)
 
     def run(self, x: np.ndarray, box: Optional[Letterbox] = None) -> Sequence[np.ndarray]:
         """The backend on one prepared (3, H, W) input; outputs keep the batch axis (1). An
         engine ending in OscarPeakRefine also gets the frame's letterbox row (``box``)."""
+        if self.output_kind == FRAME_DETECTIONS:
+            return self.infer(x[None])
         if self._refine_in_model:
             if box is None:
                 raise ValueError("this engine refines on the image peak: run(x, box) needs the "
@@ -116,6 +132,9 @@ class Detector:
                     x: Optional[np.ndarray] = None) -> Detections:
         """Outputs of one image (batch axis 1) -> detections in original pixels. ``x`` (the
         prepared input) is needed when the peak refinement runs here, not in the model."""
+        if self.output_kind == FRAME_DETECTIONS:
+            det = np.asarray(outputs[0], dtype=np.float32).reshape(-1, 5)
+            return Detections(det[:, :4].copy(), det[:, 4].copy(), box)
         refine_here = self.peak_refine and not self._refine_in_model
         if refine_here and x is None:
             raise ValueError("the peak refinement needs the prepared input: "

@@ -141,7 +141,19 @@ def prepare(
     Returns:
         (3, Hp, Wp) float32 input and the Letterbox that maps boxes back.
     """
-    h, w = grey.shape[:2]
+    box = letterbox_for(grey.shape[0], grey.shape[1], fit, input_size)
+    (h, w), (rh, rw), (ph, pw) = box.original, box.resized, box.padded
+    if (rh, rw) != (h, w):
+        grey = cv2.resize(grey, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    x = np.zeros((IN_CHANNELS, ph, pw), dtype=np.float32)
+    x[:, :rh, :rw] = normalize(grey)
+    return x, box
+
+
+def letterbox_for(height: int, width: int, fit: Optional[Tuple[int, int]] = FIT_SIZE,
+                  input_size: Optional[Tuple[int, int]] = None) -> Letterbox:
+    """The Letterbox ``prepare`` uses for a (height, width) frame (geometry only)."""
+    h, w = int(height), int(width)
     if input_size is None:
         scale = fit_scale(h, w, fit or FIT_SIZE)
         rh, rw = resized_shape(h, w, scale)
@@ -152,10 +164,5 @@ def prepare(
             raise ValueError(f"input size {ph}x{pw} is not a multiple of {SIZE_DIVISOR}")
         scale = min(ph / h, pw / w)
         rh, rw = min(ph, int(h * scale + 0.5)), min(pw, int(w * scale + 0.5))
-    if (rh, rw) != (h, w):
-        grey = cv2.resize(grey, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    x = np.zeros((IN_CHANNELS, ph, pw), dtype=np.float32)
-    x[:, :rh, :rw] = normalize(grey)
-    box = Letterbox(original=(h, w), resized=(rh, rw), padded=(ph, pw),
-                    scale_x=rw / w, scale_y=rh / h)
-    return x, box
+    return Letterbox(original=(h, w), resized=(rh, rw), padded=(ph, pw),
+                     scale_x=rw / w, scale_y=rh / h)

@@ -62,11 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live sources: give up when a lost source is not back after S seconds "
                         "(default 0: keep trying, backoff 0.1 s doubling to 5 s)")
     g = p.add_argument_group("model")
-    g.add_argument("--backend", default="auto",
-                   choices=("auto", "tensorrt", "openvino", "onnxruntime", "torch"),
-                   help="auto: TensorRT when --engine is given and TensorRT is installed, "
+    g.add_argument("--backend", default="auto", type=_backend_arg,
+                   help="auto, tensorrt, openvino, onnxruntime, torch, or a Triton server "
+                        "triton://HOST:PORT/MODEL (gRPC; triton+http:// for HTTP). auto: "
+                        "TensorRT when --engine is given and TensorRT is installed, "
                         "PyTorch for a --model *.pt, else OpenVINO when installed, else ONNX "
-                        "Runtime (README, \"Backends and precision\")")
+                        "Runtime (README, \"Backends and precision\", \"Many cameras\")")
+    g.add_argument("--triton-timeout", type=float, default=5.0, metavar="S",
+                   help="Triton backend: a request slower than S seconds drops its frame "
+                        "(default %(default)s)")
     g.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="run the shipped model's FP32, FP16 or INT8 (Q/DQ) graph (default "
                         "fp32); with --model / --engine it must match that file")
@@ -92,11 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine's size")
     g.add_argument("--postprocess", default="auto", choices=("auto", "native", "numpy"),
                    help="decode + NMS for raw-output backends (default: native C++ if built)")
-    g.add_argument("--peak-refine", default="on", choices=("on", "off"),
+    g.add_argument("--peak-refine", default=None, choices=("on", "off"),
                    help="move every box so that its centre sits on the image peak inside it "
                         "(README, \"Peak-centred localization\"; inside an engine built with it, "
-                        "else after NMS on the CPU; "
-                        "default %(default)s)")
+                        "else after NMS on the CPU; default on, with a Triton backend the "
+                        "server's setting)")
     g = p.add_argument_group("output")
     g.add_argument("--display", action="store_true", help="show a window (q / Esc: stop)")
     g.add_argument("--headless", action="store_true", help="no window (the default)")
@@ -176,6 +180,9 @@ def _source_uri(args: argparse.Namespace) -> str:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    args.peak_refine_default = args.peak_refine is None
+    if args.peak_refine is None:
+        args.peak_refine = "on"
     if args.display and args.headless:
         raise UserError("--display and --headless exclude each other")
     if not 0.0 <= args.score_thr <= 1.0:
@@ -206,6 +213,16 @@ def tracker_config(args: argparse.Namespace) -> Optional[TrackerConfig]:
         return config_from_options(args)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _backend_arg(text: str) -> str:
+    from .backends.factory import BACKEND_CHOICES
+    from .backends.triton_backend import is_triton_uri
+
+    if text in BACKEND_CHOICES or is_triton_uri(text):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from "
+                                     f"{', '.join(BACKEND_CHOICES)}, or triton://HOST:PORT/MODEL)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -239,7 +256,7 @@ def _main(args: argparse.Namespace) -> int:
     choice = create_backend(args.backend, model=args.model, engine=args.engine,
                             plugins=args.plugins, threads=args.threads, device=args.device,
                             precision=args.precision, ov_hint=args.ov_hint,
-                            ov_cache=args.ov_cache)
+                            ov_cache=args.ov_cache, triton_timeout=args.triton_timeout)
     outputs: List[Output] = []
     opened = False
     try:
@@ -251,10 +268,13 @@ def _main(args: argparse.Namespace) -> int:
         # every detection it asks for reaches the tracker (not inside a TensorRT engine, whose
         # decode plugin has its own).
         floor = SCORE_THR if track is None else min(SCORE_THR, track.min_score)
+        refine = args.peak_refine == "on"
+        if choice.kind == "triton" and args.peak_refine_default:  # the server's setting
+            refine = bool(choice.backend.peak_refine)
         try:
             detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
                                 input_size=input_size, postprocess=args.postprocess,
-                                peak_refine=args.peak_refine == "on", score_thr=floor)
+                                peak_refine=refine, score_thr=floor)
         except ValueError as exc:  # a fixed-size model and another --input-size, ...
             raise UserError(str(exc)) from None
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.

@@ -51,6 +51,7 @@ from typing import Callable, List, Optional, Sequence, TextIO
 
 import numpy as np
 
+from .backends.base import FrameDropped
 from .io.capture import END, CaptureThread, FrameRecord, LatestSlot
 from .io.outputs import Output
 from .io.render import draw_detections, draw_tracks, status_line
@@ -118,6 +119,7 @@ class Runtime:
         self.window = LatencyStats(capacity=20_000)
         self.processed = 0
         self.skipped = 0
+        self.backend_dropped = 0
         self.discarded = 0
         self._err_lock = threading.Lock()
         self._recent_done = collections.deque(maxlen=30)
@@ -261,6 +263,12 @@ class Runtime:
                 self._busy_since[i] = start
                 try:
                     fn(item)
+                except FrameDropped as exc:  # the backend's server is away or slow
+                    self.backend_dropped += 1
+                    self._release()
+                    if self.backend_dropped <= 3:
+                        self.log(f"oscar-edge run: warning: frame {item.index} dropped: {exc}")
+                    continue
                 except SkipFrame as exc:
                     self.skipped += 1
                     self._release()
@@ -362,8 +370,9 @@ class Runtime:
     def counters(self) -> dict:
         c = self.capture.counters
         return {"processed": self.processed, "captured": c.captured,
-                "dropped": c.dropped + sum(self._stale),
+                "dropped": c.dropped + sum(self._stale) + self.backend_dropped,
                 "dropped_at_capture": c.dropped, "dropped_between_stages": sum(self._stale),
+                "dropped_by_backend": self.backend_dropped,
                 "corrupt": c.corrupt + self.skipped, "disconnects": c.disconnects,
                 "reconnects": c.reconnects, "discarded_after_stop": self.discarded}
 

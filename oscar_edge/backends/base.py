@@ -12,6 +12,11 @@ A backend is a callable ``backend(x)`` on a (B, 3, H, W) float32 batch (the outp
       OscarDecode/OscarNMS TensorRT plugins do: ``(num_detections [B] int32,
       boxes [B, M, 4] float32 xyxy in network-input pixels, scores [B, M] float32)``, zero
       padded past num_detections. ``Detector`` only clamps and maps boxes back.
+    - ``FRAME_DETECTIONS`` ("frames"): the whole detector runs elsewhere (a Triton server,
+      ``oscar_edge.backends.triton_backend``): the call takes a (B, H, W) uint8 batch of grey
+      frames, not a prepared input, and returns one (N, 5) float32 array per frame
+      (x1, y1, x2, y2 in original pixels, score), best first. Such a backend says its
+      ``fit_size`` / ``input_size`` and ``peak_refine`` (what the server does) as attributes.
   A plain callable without the attribute counts as "raw".
 * ``input_size`` (optional): a fixed (height, width) network input the model needs (an engine
   built for a static shape); None or missing = any multiple of 32 (keep-ratio fit).
@@ -26,7 +31,13 @@ import numpy as np
 
 RAW_OUTPUTS = "raw"
 FINAL_DETECTIONS = "detections"
-OUTPUT_KINDS = (RAW_OUTPUTS, FINAL_DETECTIONS)
+FRAME_DETECTIONS = "frames"
+OUTPUT_KINDS = (RAW_OUTPUTS, FINAL_DETECTIONS, FRAME_DETECTIONS)
+
+
+class FrameDropped(Exception):
+    """A backend could not process this frame for a passing reason (its server is unreachable
+    or too slow) and goes on with the next one; the runtime counts the frame as dropped."""
 
 
 @runtime_checkable

@@ -143,13 +143,19 @@ def create_backend(kind: str = "auto", model: Optional[str] = None, engine: Opti
                    plugins: Optional[str] = None, threads: Optional[int] = None,
                    device: str = "cpu", precision: Optional[str] = None,
                    ov_hint: Optional[str] = None, ov_cache: Optional[str] = "default",
-                   log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
-                   ) -> BackendChoice:
+                   log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+                   triton_timeout: float = 5.0) -> BackendChoice:
     """Build the backend; UserError (one line) when the model or a package is missing.
 
     ``precision`` (fp32 / fp16 / int8, None = the model's own or fp32) chooses a shipped graph
     or checks the given one; ``ov_hint`` (f32 / bf16, None = ``DEFAULT_OV_HINTS``) and
-    ``ov_cache`` (folder, "default", or None / "off") are for the OpenVINO backend."""
+    ``ov_cache`` (folder, "default", or None / "off") are for the OpenVINO backend.
+    ``kind`` may also be a Triton URI (``triton://HOST:PORT/MODEL``, see triton_backend);
+    ``triton_timeout`` is then each request's time limit in seconds."""
+    from .triton_backend import is_triton_uri
+
+    if is_triton_uri(kind):
+        return _triton_choice(kind, model, engine, precision, ov_hint, triton_timeout, log)
     resolved, note = resolve_kind(kind, model, engine)
     notes = [note] if note else []
     if threads is not None and threads < 0:
@@ -234,3 +240,19 @@ def create_backend(kind: str = "auto", model: Optional[str] = None, engine: Opti
     return BackendChoice(b, "onnxruntime", f"ONNX Runtime {onnxruntime.__version__} CPU "
                          f"({path.name}, {b.precision}, {_threads_text(threads)})",
                          f"ONNX Runtime CPU {b.precision}", notes, precision=b.precision)
+
+
+def _triton_choice(uri: str, model: Optional[str], engine: Optional[str],
+                   precision: Optional[str], ov_hint: Optional[str], timeout: float,
+                   log: Callable[[str], None]) -> BackendChoice:
+    """The Triton client backend: the model and its settings live on the server."""
+    for flag, value in (("--model", model), ("--engine", engine), ("--ov-hint", ov_hint)):
+        if value:
+            raise UserError(f"{flag} is not used with a Triton backend: the server runs the model "
+                            "it was given (oscar-edge export-triton)")
+    from .triton_backend import TritonBackend
+
+    b = TritonBackend(uri, timeout_s=timeout, log=log)
+    _check_precision(precision, b.precision, f"the model on {b.uri.address}")
+    return BackendChoice(b, "triton", b.describe(), f"Triton {b.uri.model}", [],
+                         b.fit_size, precision=b.precision)

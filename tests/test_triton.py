@@ -256,8 +256,10 @@ def served(tmp_path_factory):
         shutil.copy(MODELS / src, repo / name / "1" / "model.py")
         (repo / name / "config.pbtxt").write_text(cfg)
     s = Served(repo)
-    yield s
-    rc = s.stop()
+    try:
+        yield s
+    finally:
+        rc = s.stop()
     assert rc == 0, "".join(s.lines[-5:])
     assert any("stopped" in ln for ln in s.lines)
     time.sleep(0.5)
@@ -330,16 +332,20 @@ def test_server_gone_mid_stream_reconnects_and_counts_the_gap(tmp_path):
          f"triton://127.0.0.1:{ports[0]}/oscar-edge", "--max-frames", "150", "--stats", stats,
          "--report-every", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=REPO)
+    second = None
     try:
         time.sleep(3)                     # frames flow
-        assert first.stop() == 0          # the server goes away ...
+        assert first.stop(signal.SIGINT) == 0   # the server goes away (Ctrl-C) ...
         time.sleep(2)
         second = Served(repo, ports)      # ... and comes back on the same ports
         out, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
-    assert second.stop() == 0
+        for s in (first, second):         # never leave a server running
+            if s is not None and s.proc.poll() is None:
+                s.stop()
+    assert second.proc.returncode == 0 and first.proc.returncode == 0
     assert run.returncode == 0, err
     f = json.loads(stats.read_text())["frames"]
     assert f["processed"] == 150 and f["dropped_by_backend"] > 0, (f, err)

@@ -18,6 +18,9 @@ RUNTIME_MODULES = [
     "oscar_edge.backends.base", "oscar_edge.backends.factory", "oscar_edge.backends.ort_backend",
     "oscar_edge.backends.trt_backend", "oscar_edge.backends.openvino_backend",
     "oscar_edge.backends.onnx_meta", "oscar_edge.sizes",
+    # many cameras: the Triton client backend and what runs inside the server
+    "oscar_edge.backends.triton_backend", "oscar_edge.triton", "oscar_edge.triton.python_model",
+    "oscar_edge.triton.server", "oscar_edge.triton.repository",
 ]
 FORBIDDEN = ["torch", "onnx", "onnxsim", "modelopt", "oscar_edge.export"]
 

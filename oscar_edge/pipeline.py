@@ -20,7 +20,8 @@ import numpy as np
 from . import postprocess as pp
 from .backends.base import (FINAL_DETECTIONS, FRAME_DETECTIONS, RAW_OUTPUTS, fixed_input_size,
                             output_kind)
-from .preprocess import FIT_SIZE, Letterbox, letterbox_for, prepare
+from .preprocess import (FIT_SIZE, SMALL_FRAME_INPUT, Letterbox, is_small_frame, letterbox_for,
+                         prepare)
 
 # A backend maps a (1, 3, H, W) float32 batch to the five raw outputs (numpy, batch axis kept).
 InferFn = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -66,13 +67,15 @@ class Detector:
 
     ``input_size`` (height, width): letterbox every frame into this fixed network input; by
     default the backend's own fixed size (a static engine), else the keep-ratio ``fit``.
+    ``small_input`` (the runtime's default): without a fixed size, frames within
+    ``preprocess.SMALL_FRAME_MAX`` go into ``SMALL_FRAME_INPUT`` instead of the fit.
     """
 
     def __init__(self, infer: InferFn, fit: Tuple[int, int] = FIT_SIZE,
                  input_size: Optional[Tuple[int, int]] = None, score_thr: float = pp.SCORE_THR,
                  topk: int = pp.PRE_NMS_TOPK, iou_thr: float = pp.IOU_THR,
                  max_det: int = pp.MAX_DET, postprocess: str = "auto",
-                 peak_refine: bool = pp.PEAK_REFINE_DEFAULT) -> None:
+                 peak_refine: bool = pp.PEAK_REFINE_DEFAULT, small_input: bool = False) -> None:
         self.infer = infer
         self.fit = fit
         self.output_kind = output_kind(infer)
@@ -81,6 +84,7 @@ class Detector:
             raise ValueError(f"the model needs a fixed {fixed[0]}x{fixed[1]} input; "
                              f"got input_size {input_size[0]}x{input_size[1]}")
         self.input_size = tuple(input_size) if input_size is not None else fixed
+        self.small_input = bool(small_input) and self.input_size is None
         self.post = dict(score_thr=score_thr, topk=topk, iou_thr=iou_thr, max_det=max_det)
         if self.output_kind == RAW_OUTPUTS:
             # Decode + NMS: "auto" (native C++ library if it loads, else numpy), "numpy",
@@ -111,10 +115,17 @@ class Detector:
         if self.peak_refine and self.output_kind == FINAL_DETECTIONS and not self._refine_in_model:
             self._peak_refine_cpu = select_peak_refine(postprocess)
 
+    def frame_input_size(self, height: int, width: int) -> Optional[Tuple[int, int]]:
+        """The fixed network input for a frame of this size, or None for the keep-ratio fit."""
+        if self.small_input and is_small_frame(height, width):
+            return SMALL_FRAME_INPUT
+        return self.input_size
+
     def preprocess(self, grey: np.ndarray) -> Tuple[np.ndarray, Letterbox]:
+        size = self.frame_input_size(grey.shape[0], grey.shape[1])
         if self.output_kind == FRAME_DETECTIONS:  # the server prepares; the frame travels
-            return grey, letterbox_for(grey.shape[0], grey.shape[1], self.fit, self.input_size)
-        return prepare(grey, fit=self.fit, input_size=self.input_size)
+            return grey, letterbox_for(grey.shape[0], grey.shape[1], self.fit, size)
+        return prepare(grey, fit=self.fit, input_size=size)
 
     def run(self, x: np.ndarray, box: Optional[Letterbox] = None) -> Sequence[np.ndarray]:
         """The backend on one prepared (3, H, W) input; outputs keep the batch axis (1). An

@@ -25,6 +25,13 @@ import numpy as np
 MEAN: float = 111.89
 STD: float = 27.62
 FIT_SIZE: Tuple[int, int] = (1000, 600)  # (long side limit, short side limit)
+# The runtime (not evaluation) letterboxes small frames, both sides within SMALL_FRAME_MAX
+# (width, height), into the fixed SMALL_FRAME_INPUT (height, width) instead of the keep-ratio fit
+# when no input size is given. Measured on the 71 real 320x256 IR videos (README, "Tracking"):
+# at equal false alarms per frame 640x512 finds more targets than the fit's 768x608 (Pd 0.739 vs
+# 0.691 at 0.16, 0.504 vs 0.480 at 0.05) and costs 27 % less time; 320x256 finds almost nothing.
+SMALL_FRAME_MAX: Tuple[int, int] = (320, 256)
+SMALL_FRAME_INPUT: Tuple[int, int] = (512, 640)
 SIZE_DIVISOR: int = 32
 IN_CHANNELS: int = 3
 
@@ -166,3 +173,8 @@ def letterbox_for(height: int, width: int, fit: Optional[Tuple[int, int]] = FIT_
         rh, rw = min(ph, int(h * scale + 0.5)), min(pw, int(w * scale + 0.5))
     return Letterbox(original=(h, w), resized=(rh, rw), padded=(ph, pw),
                      scale_x=rw / w, scale_y=rh / h)
+
+
+def is_small_frame(height: int, width: int) -> bool:
+    """Both sides within ``SMALL_FRAME_MAX`` (the runtime's small-source rule)."""
+    return width <= SMALL_FRAME_MAX[0] and height <= SMALL_FRAME_MAX[1]

@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu", help="PyTorch device (torch backend)")
     g.add_argument("--input-size", type=argparse_type(name="--input-size"), metavar="WxH",
                    help="letterbox frames into this fixed network input (multiples of 32, e.g. "
-                        "640x512); default: keep-ratio fit to 1000x600 as in evaluation, or the "
+                        "640x512); default: keep-ratio fit to 1000x600 as in evaluation, except "
+                        "640x512 for frames up to 320x256 (README, \"Tracking\"), or the "
                         "engine's size")
     g.add_argument("--postprocess", default="auto", choices=("auto", "native", "numpy"),
                    help="decode + NMS for raw-output backends (default: native C++ if built)")
@@ -238,7 +239,7 @@ def _main(args: argparse.Namespace) -> int:
     from .io.sources import open_source
     from .pipeline import Detector
     from .postprocess import SCORE_THR
-    from .preprocess import FIT_SIZE
+    from .preprocess import FIT_SIZE, SMALL_FRAME_INPUT, SMALL_FRAME_MAX
     from .runtime import Runtime, RuntimeOptions
 
     _check_args(args)
@@ -274,7 +275,8 @@ def _main(args: argparse.Namespace) -> int:
         try:
             detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
                                 input_size=input_size, postprocess=args.postprocess,
-                                peak_refine=refine, score_thr=floor)
+                                peak_refine=refine, score_thr=floor,
+                                small_input=getattr(choice.backend, "small_input", True))
         except ValueError as exc:  # a fixed-size model and another --input-size, ...
             raise UserError(str(exc)) from None
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.
@@ -292,6 +294,9 @@ def _main(args: argparse.Namespace) -> int:
         _compile_fixed(choice, detector)  # after every check that can refuse the run
         size = (f"{detector.input_size[1]}x{detector.input_size[0]} fixed" if detector.input_size
                 else f"keep-ratio fit {detector.fit[0]}x{detector.fit[1]}")
+        if detector.small_input:
+            size += (f" ({SMALL_FRAME_INPUT[1]}x{SMALL_FRAME_INPUT[0]} fixed for frames up to "
+                     f"{SMALL_FRAME_MAX[0]}x{SMALL_FRAME_MAX[1]})")
         tracking = ""
         if track is not None:
             tracking = (f"; tracking score >= {track.min_score:g}, gate {track.gate_px:g} px, "
@@ -320,12 +325,16 @@ def _main(args: argparse.Namespace) -> int:
 def run_info(uri: str, choice, detector, score_thr: float,
              track: Optional[TrackerConfig] = None) -> dict:
     """What the JSONL header records about a run (statistics files carry the same keys)."""
+    from .preprocess import SMALL_FRAME_INPUT, SMALL_FRAME_MAX
     from .runtime import track_settings
 
     info = {"source": uri, **choice.info(),
             "input_size": (f"{detector.input_size[1]}x{detector.input_size[0]}"
                            if detector.input_size else None),
             "fit": None if detector.input_size else f"{detector.fit[0]}x{detector.fit[1]}",
+            "small_frame_input": (f"{SMALL_FRAME_INPUT[1]}x{SMALL_FRAME_INPUT[0]} for frames up "
+                                  f"to {SMALL_FRAME_MAX[0]}x{SMALL_FRAME_MAX[1]}"
+                                  if getattr(detector, "small_input", False) else None),
             "postprocess": detector.postprocess_backend,
             "peak_refine": detector.peak_refine, "score_thr": score_thr,
             "track": track_settings(track) if track is not None else None}

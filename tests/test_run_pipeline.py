@@ -176,3 +176,22 @@ def test_bgr_and_16bit_sources_give_the_grey_results(tmp_path):
         for a, b in zip(results[key], grey):
             if a["scores"] and b["scores"]:
                 assert abs(a["scores"][0] - b["scores"][0]) < 0.05
+
+
+def test_small_frames_get_the_small_source_input_only_in_the_runtime():
+    """README "Tracking": frames up to 320x256 go into 640x512 (not the 768x608 fit) when the
+    runtime has no --input-size; evaluation (small_input False) and fixed sizes keep theirs."""
+    from oscar_edge.pipeline import Detector
+    from oscar_edge.preprocess import SMALL_FRAME_INPUT
+
+    def infer(x):
+        return x
+
+    small = np.zeros((256, 320), np.uint8)
+    bigger = np.zeros((256, 330), np.uint8)
+    rt = Detector(infer, small_input=True)
+    assert rt.preprocess(small)[0].shape[1:] == SMALL_FRAME_INPUT == (512, 640)
+    assert rt.preprocess(bigger)[0].shape[1:] == (608, 800)        # fit: 1000x600 limits
+    assert Detector(infer).preprocess(small)[0].shape[1:] == (608, 768)   # evaluation: the fit
+    fixed = Detector(infer, input_size=(256, 320), small_input=True)
+    assert fixed.preprocess(small)[0].shape[1:] == (256, 320) and not fixed.small_input

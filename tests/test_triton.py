@@ -145,7 +145,7 @@ def test_detect_role_batches_requests_and_matches_the_local_detector(cpu_repo):
     cfg = rp.parse_config(cpu_repo / "oscar-edge" / "config.pbtxt")
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     role = pm.DetectRole(params, cpu_repo / "oscar-edge" / "1")
-    local = Detector(create_backend("onnxruntime", threads=1).backend)
+    local = Detector(create_backend("onnxruntime", threads=1).backend, small_input=True)
     a = [grey(f) for f in frames(3, seed=1)]
     b = [grey(f) for f in frames(1, size=(256, 320), seed=2)]
     reqs = [{"FRAMES": np.stack(a[:2])}, {"FRAMES": b[0][None]}, {"FRAMES": a[2][None]}]
@@ -171,7 +171,7 @@ def test_gpu_roles_map_engine_outputs_like_the_runtime():
     f = grey(frames(1, size=(256, 320), seed=4)[0])
     out = pre.run([{"FRAMES": f[None]}])[0]
     x, lb = out["image"], out["letterbox"]
-    assert x.shape == (1, 3, 608, 768) and x.dtype == np.float32
+    assert x.shape == (1, 3, 512, 640) and x.dtype == np.float32   # the small-source input
     # engine-like outputs (the CPU twin of OscarDecode + OscarNMS) from the shipped model
     raw = create_backend("onnxruntime", threads=1).backend(x)
     num, boxes, scores = (np.array(a) for a in
@@ -180,7 +180,8 @@ def test_gpu_roles_map_engine_outputs_like_the_runtime():
     res = post.run([{"num_detections": np.asarray(num).reshape(-1, 1), "boxes": boxes,
                      "scores": scores, "letterbox": lb}])[0]
     rows = pm.unpack(res["DETECTIONS"], res["NUM_DETECTIONS"])[0]
-    local = Detector(create_backend("onnxruntime", threads=1).backend, peak_refine=False)(f)
+    local = Detector(create_backend("onnxruntime", threads=1).backend, peak_refine=False,
+                     small_input=True)(f)
     assert len(rows) == len(local.scores) > 0
     np.testing.assert_allclose(rows[:, :4], local.boxes, atol=1e-3)
 

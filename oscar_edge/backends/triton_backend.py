@@ -142,6 +142,7 @@ class TritonBackend:
         else:
             self.input_size = None
         self.precision = self.params.get("precision", "unknown")
+        self.small_input = self.params.get("small_input", "off") == "on"  # as the server does
 
     # -- connection ------------------------------------------------------------------------
     def _client(self):

@@ -89,7 +89,8 @@ class DetectRole:
             input_size=input_size_param(params.get("input_size", "")),
             score_thr=float(params["score_thr"]), topk=int(params["topk"]),
             iou_thr=float(params["iou_thr"]), max_det=int(params["max_det"]),
-            peak_refine=params.get("peak_refine", "on") == "on")
+            peak_refine=params.get("peak_refine", "on") == "on",
+            small_input=params.get("small_input", "on") == "on")
 
     def run(self, requests: Sequence[Arrays]) -> List[Arrays]:
         """One response dict per request; frames of one size across requests run as one
@@ -127,13 +128,17 @@ class PreprocessRole:
         fit = params.get("fit", "")
         self.fit = tuple(int(v) for v in fit.split(",")) if fit else FIT_SIZE
         self.input_size = input_size_param(params.get("input_size", ""))
+        self.small_input = params.get("small_input", "on") == "on" and self.input_size is None
 
     def run(self, requests: Sequence[Arrays]) -> List[Arrays]:
-        from ..preprocess import prepare
+        from ..preprocess import SMALL_FRAME_INPUT, is_small_frame, prepare
 
         out = []
         for r in requests:
-            pairs = [prepare(f, fit=self.fit, input_size=self.input_size) for f in _frames(r)]
+            f3 = _frames(r)
+            size = SMALL_FRAME_INPUT if self.small_input and is_small_frame(*f3.shape[1:]) \
+                else self.input_size
+            pairs = [prepare(f, fit=self.fit, input_size=size) for f in f3]
             out.append({ENGINE_INPUT: np.stack([x for x, _ in pairs]),
                         ENGINE_LETTERBOX: np.stack([b.tensor() for _, b in pairs])})
         return out

@@ -170,7 +170,8 @@ def write_cpu_repository(out: Path, opt: CpuOptions, version: int = 1, force: bo
     params = {"backend": opt.backend, "model_file": graph.name, "precision": precision,
               "threads": str(opt.threads), "input_size": opt.input_size,
               "fit": ",".join(str(v) for v in meta_fit(meta)),
-              "peak_refine": opt.peak_refine, "ov_hint": opt.ov_hint, **post_params()}
+              "small_input": "on", "peak_refine": opt.peak_refine, "ov_hint": opt.ov_hint,
+              **post_params()}
     files = [graph, vdir / "model.py", model_dir / "config.pbtxt"]
     files[1].write_text(MODEL_PY.format(name=MODEL_NAME, version=__version__, role="detect"))
     files[2].write_text(python_config(MODEL_NAME, "detect", [FRAME_IN], DETECTIONS_OUT,
@@ -239,7 +240,7 @@ def write_gpu_repository(out: Path, opt: GpuOptions, version: int = 1, force: bo
     files: List[Path] = []
     h, w = opt.input_hw
     fit = ",".join(str(v) for v in meta_fit({}))
-    pre_params = {"fit": fit, "input_size": "fit" if h < 0 else f"{w}x{h}"}
+    pre_params = {"fit": fit, "input_size": "fit" if h < 0 else f"{w}x{h}", "small_input": "on"}
     image = _tensor(ENGINE_INPUT, "TYPE_FP32", [3, h, w])
     letterbox = _tensor(ENGINE_LETTERBOX, "TYPE_FP32", [4])
     engine_out = [_tensor(ENGINE_OUTPUTS[0], "TYPE_INT32", [1], reshape=[]),

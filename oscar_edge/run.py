@@ -90,11 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OpenVINO model cache folder, 'off' for none (default: "
                         "$OSCAR_EDGE_OV_CACHE or ~/.cache/oscar-edge/openvino)")
     g.add_argument("--device", default="cpu", help="PyTorch device (torch backend)")
-    g.add_argument("--input-size", type=argparse_type(name="--input-size"), metavar="WxH",
+    g.add_argument("--input-size", type=_input_size_arg, metavar="WxH|fit",
                    help="letterbox frames into this fixed network input (multiples of 32, e.g. "
-                        "640x512); default: keep-ratio fit to 1000x600 as in evaluation, except "
-                        "640x512 for frames up to 320x256 (README, \"Tracking\"), or the "
-                        "engine's size")
+                        "640x512), or 'fit': the keep-ratio fit to 1000x600 of evaluation for "
+                        "every frame; default: the fit, except 640x512 for frames up to 320x256 "
+                        "(README, \"Tracking\"), or the engine's size")
     g.add_argument("--postprocess", default="auto", choices=("auto", "native", "numpy"),
                    help="decode + NMS for raw-output backends (default: native C++ if built)")
     g.add_argument("--peak-refine", default=None, choices=("on", "off"),
@@ -193,7 +193,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0")
     if args.report_every < 0 or args.reconnect_timeout < 0:
         raise UserError("--report-every and --reconnect-timeout must be >= 0")
-    if args.input_size is not None:
+    if args.input_size is not None and args.input_size != "fit":
         w, h = args.input_size
         if w <= 0 or h <= 0 or w % 32 or h % 32:
             raise UserError(f"--input-size {w}x{h}: width and height must be positive "
@@ -214,6 +214,13 @@ def tracker_config(args: argparse.Namespace) -> Optional[TrackerConfig]:
         return config_from_options(args)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _input_size_arg(text: str):
+    """WxH -> (W, H); 'fit' -> 'fit' (the keep-ratio fit for every frame)."""
+    if text.strip().lower() == "fit":
+        return "fit"
+    return argparse_type(name="--input-size")(text)
 
 
 def _backend_arg(text: str) -> str:
@@ -263,7 +270,9 @@ def _main(args: argparse.Namespace) -> int:
     try:
         for note in choice.notes:
             print(f"{PROG}: note: {note}", file=sys.stderr)
-        input_size = (args.input_size[1], args.input_size[0]) if args.input_size else None
+        fit_all = args.input_size == "fit"
+        input_size = (args.input_size[1], args.input_size[0]) \
+            if args.input_size and not fit_all else None
         # Decode keeps candidates whose refine score is > 0.05 (a final score, a product of
         # three sigmoids, is never above it); a lower --track-score lowers that floor so that
         # every detection it asks for reaches the tracker (not inside a TensorRT engine, whose
@@ -276,7 +285,8 @@ def _main(args: argparse.Namespace) -> int:
             detector = Detector(choice.backend, fit=choice.fit_size or FIT_SIZE,
                                 input_size=input_size, postprocess=args.postprocess,
                                 peak_refine=refine, score_thr=floor,
-                                small_input=getattr(choice.backend, "small_input", True))
+                                small_input=not fit_all and getattr(choice.backend,
+                                                                    "small_input", True))
         except ValueError as exc:  # a fixed-size model and another --input-size, ...
             raise UserError(str(exc)) from None
         # 3. Source (a missing camera ends here, exit 2), then the outputs that need it.

@@ -175,3 +175,18 @@ def test_signal_stops_cleanly_with_outputs_finalised(tmp_path, sig):
     assert count_video_frames(video) == len(lines)          # the video is finalised
     stats = json.loads(st.read_text())
     assert stats["stop_reason"] == name and stats["frames"]["processed"] == len(lines)
+
+
+@pytest.mark.parametrize("size_arg,want", [(None, "640x512 for frames up to 320x256"),
+                                           ("fit", None)])
+def test_small_sources_default_to_640x512_unless_fit_is_asked(tmp_path, size_arg, want):
+    from run_helpers import read_jsonl_header
+
+    jl = tmp_path / "d.jsonl"
+    extra = ["--input-size", size_arg] if size_arg else []
+    p = run_tool("--source", "synthetic://?frames=2&size=320x256", "--headless", "--threads", "1",
+                 "--jsonl", jl, "--report-every", "0", *extra)
+    assert p.returncode == 0, p.stderr
+    head = read_jsonl_header(jl)
+    assert head["small_frame_input"] == want and head["input_size"] is None
+    assert ("640x512 fixed for frames up to 320x256" in p.stderr) == (want is not None)

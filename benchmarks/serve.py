@@ -24,29 +24,18 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from oscar_edge.triton.server import ServeProcess  # noqa: E402
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def free_ports(n: int = 3) -> List[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def tree_cpu_s(root: int) -> float:
@@ -113,36 +102,12 @@ def model_batches(http_port: int, model: str = "oscar-edge") -> Dict[int, int]:
             for b in st.get("batch_stats", [])}
 
 
-class Server:
-    def __init__(self, repo: Path, python: str) -> None:
-        self.grpc, self.http, self.metrics = free_ports()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "oscar_edge", "serve", str(repo), "--python", python,
-             "--grpc-port", str(self.grpc), "--http-port", str(self.http),
-             "--metrics-port", str(self.metrics)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        ready = threading.Event()
-        self.lines: List[str] = []
-
-        def read():
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                if "ready in" in line:
-                    ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(180):
-            self.proc.kill()
-            raise SystemExit("serve.py: the server did not start: " + "".join(self.lines[-5:]))
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
-
-
 def serve_round(repo: Path, python: str, cameras: Sequence[int], frames: int, size: str,
                 work: Path, tag: str) -> List[Dict]:
-    srv = Server(repo, python)
+    try:
+        srv = ServeProcess(repo, python, wait_s=180, cwd=REPO)
+    except RuntimeError as exc:
+        raise SystemExit(f"serve.py: {exc}") from None
     rows = []
     try:
         # warm-up: one camera, a few frames (model load, first-run allocations)

@@ -12,10 +12,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from oscar_edge.backends.factory import create_backend
 from oscar_edge.pipeline import Detector
 from oscar_edge.triton import python_model as pm
 from oscar_edge.triton import repository as rp
+from oscar_edge.triton.server import ServeProcess, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = Path(__file__).resolve().parent / "triton_models"
@@ -187,46 +186,9 @@ def test_gpu_roles_map_engine_outputs_like_the_runtime():
 
 
 # -- the real server on loopback -------------------------------------------------------------
-def free_ports(n=3):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Served:
-    """``oscar-edge serve`` in a subprocess; stop() checks a clean exit."""
-
-    def __init__(self, repo: Path, ports=None):
-        self.repo = repo
-        self.grpc, self.http, self.metrics = ports or free_ports()
-        self.lines = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "oscar_edge", "serve", str(repo), "--python", SERVE_PY,
-             "--grpc-port", str(self.grpc), "--http-port", str(self.http),
-             "--metrics-port", str(self.metrics), "--ready-timeout", "90"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(120) or self.proc.poll() is not None:
-            self.proc.kill()
-            raise AssertionError("server did not start: " + "".join(self.lines[-5:]))
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "ready in" in line:
-                self._ready.set()
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(60)
-        return rc
+def Served(repo: Path, ports=None) -> ServeProcess:
+    """``oscar-edge serve`` in a subprocess (the server environment of ``SERVE_PY``)."""
+    return ServeProcess(repo, SERVE_PY, ports, wait_s=120, cwd=REPO)
 
 
 def server_processes(repo: Path):

@@ -36,12 +36,13 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import UserError
+from ..triton import INPUT_FRAMES, MODEL_NAME, OUTPUT_COUNT, OUTPUT_DETECTIONS
+from ..triton.python_model import fit_param, input_size_param, unpack
 from .base import FRAME_DETECTIONS, FrameDropped
 
 SCHEMES = {"triton": "grpc", "triton+grpc": "grpc", "triton+http": "http"}
 DEFAULT_TIMEOUT_S = 5.0
 BACKOFF_START_S, BACKOFF_MAX_S = 0.25, 5.0
-INPUT_FRAMES, OUTPUT_DETECTIONS, OUTPUT_COUNT = "FRAMES", "DETECTIONS", "NUM_DETECTIONS"
 # gRPC status codes (tritonclient's InferenceServerException.status()) of a passing fault.
 # NOT_FOUND too: the model was there at start, so it is being unloaded (a server stopping or
 # restarting) and comes back with the server.
@@ -82,7 +83,7 @@ def parse_uri(text: str) -> TritonUri:
         raise UserError(f"--backend {text}: bad port") from None
     if not parts.hostname:
         raise UserError(f"--backend {text}: no host (triton://HOST:PORT/MODEL)")
-    model = parts.path.strip("/") or "oscar-edge"
+    model = parts.path.strip("/") or MODEL_NAME
     if "/" in model:
         raise UserError(f"--backend {text}: the path must be one model name")
     return TritonUri(protocol, parts.hostname, port, model)
@@ -129,18 +130,11 @@ class TritonBackend:
         self._retry_at = 0.0
         self._backoff = BACKOFF_START_S
         self._dropped_in_gap = 0
-        self.requests = 0
-        self.reconnects = 0
         self.params = self._check_model()
         self.peak_refine = self.params.get("peak_refine", "on") == "on"
-        fit = self.params.get("fit", "")
-        self.fit_size = tuple(int(v) for v in fit.split(",")) if fit else None
-        size = self.params.get("input_size", "fit")
-        if size and size != "fit":
-            w, h = (int(v) for v in size.lower().split("x"))
-            self.input_size: Optional[Tuple[int, int]] = (h, w)
-        else:
-            self.input_size = None
+        self.fit_size = fit_param(self.params["fit"]) if self.params.get("fit") else None
+        self.input_size: Optional[Tuple[int, int]] = input_size_param(
+            self.params.get("input_size", ""))
         self.precision = self.params.get("precision", "unknown")
         self.small_input = self.params.get("small_input", "off") == "on"  # as the server does
 
@@ -226,7 +220,6 @@ class TritonBackend:
         outs = [self._tc.InferRequestedOutput(OUTPUT_DETECTIONS),
                 self._tc.InferRequestedOutput(OUTPUT_COUNT)]
         try:
-            self.requests += 1
             res = self._client().infer(self.uri.model, [inp], outputs=outs,
                                        **self._timeout_kw())
         except err as exc:
@@ -251,8 +244,6 @@ class TritonBackend:
             raise FrameDropped(f"Triton at {self.uri.address}: timed out after "
                                f"{self.timeout_s:g} s") from None
         self._recovered()
-        from ..triton.python_model import unpack
-
         return unpack(res.as_numpy(OUTPUT_DETECTIONS), res.as_numpy(OUTPUT_COUNT))
 
     def _fault(self, text: str) -> None:
@@ -275,7 +266,6 @@ class TritonBackend:
             if self._down_since is None:
                 return
             gap = time.monotonic() - self._down_since
-            self.reconnects += 1
             self.log(f"oscar-edge run: Triton at {self.uri.address} back after {gap:.1f} s; "
                      f"{self._dropped_in_gap} frames dropped in the gap")
             self._down_since = None

@@ -33,6 +33,14 @@ ENGINE_OUTPUTS = ("num_detections", "boxes", "scores")  # plugin_graph.E2E_OUTPU
 Arrays = Dict[str, np.ndarray]
 
 
+def fit_param(text: str) -> Tuple[int, int]:
+    """The ``fit`` parameter (and the ONNX ``fit_size`` metadata): "1000,600" -> (1000, 600);
+    "" -> ``preprocess.FIT_SIZE``."""
+    from ..preprocess import FIT_SIZE
+
+    return tuple(int(v) for v in text.split(",")) if text else FIT_SIZE
+
+
 def input_size_param(text: str) -> Optional[Tuple[int, int]]:
     """The ``input_size`` parameter: "640x512" (W x H) -> (512, 640); "" / "fit" -> None."""
     from ..sizes import parse_size
@@ -75,17 +83,14 @@ class DetectRole:
     def __init__(self, params: Mapping[str, str], version_dir: Path) -> None:
         from ..backends.factory import create_backend
         from ..pipeline import Detector
-        from ..preprocess import FIT_SIZE
 
         model = version_dir / params.get("model_file", "model.onnx")
         threads = int(params.get("threads", "0") or 0) or None
         self.choice = create_backend(params.get("backend", "onnxruntime"), model=str(model),
                                      threads=threads, ov_hint=params.get("ov_hint") or None,
                                      log=lambda m: None)
-        fit = params.get("fit", "")
         self.detector = Detector(
-            self.choice.backend,
-            fit=tuple(int(v) for v in fit.split(",")) if fit else FIT_SIZE,
+            self.choice.backend, fit=fit_param(params.get("fit", "")),
             input_size=input_size_param(params.get("input_size", "")),
             score_thr=float(params["score_thr"]), topk=int(params["topk"]),
             iou_thr=float(params["iou_thr"]), max_det=int(params["max_det"]),
@@ -123,10 +128,7 @@ class PreprocessRole:
     inputs = (INPUT_FRAMES,)
 
     def __init__(self, params: Mapping[str, str], version_dir: Path) -> None:
-        from ..preprocess import FIT_SIZE
-
-        fit = params.get("fit", "")
-        self.fit = tuple(int(v) for v in fit.split(",")) if fit else FIT_SIZE
+        self.fit = fit_param(params.get("fit", ""))
         self.input_size = input_size_param(params.get("input_size", ""))
         self.small_input = params.get("small_input", "on") == "on" and self.input_size is None
 

@@ -37,7 +37,7 @@ from .. import __version__
 from ..errors import UserError, run_cli
 from . import (DEFAULT_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, INPUT_FRAMES, MODEL_NAME, OUTPUT_COUNT,
                OUTPUT_DETECTIONS, PARAM_ROLE)
-from .python_model import ENGINE_INPUT, ENGINE_LETTERBOX, ENGINE_OUTPUTS
+from .python_model import ENGINE_INPUT, ENGINE_LETTERBOX, ENGINE_OUTPUTS, fit_param
 
 PRE_NAME, TRT_NAME, POST_NAME = f"{MODEL_NAME}-pre", f"{MODEL_NAME}-trt", f"{MODEL_NAME}-post"
 PLUGIN_FILENAME = "liboscar_edge_trt_plugins.so"  # backends.trt_backend.PLUGIN_FILENAME
@@ -169,7 +169,7 @@ def write_cpu_repository(out: Path, opt: CpuOptions, version: int = 1, force: bo
     shutil.copyfile(src, graph)
     params = {"backend": opt.backend, "model_file": graph.name, "precision": precision,
               "threads": str(opt.threads), "input_size": opt.input_size,
-              "fit": ",".join(str(v) for v in meta_fit(meta)),
+              "fit": ",".join(str(v) for v in fit_param(meta.get("fit_size", ""))),
               "small_input": "on", "peak_refine": opt.peak_refine, "ov_hint": opt.ov_hint,
               **post_params()}
     files = [graph, vdir / "model.py", model_dir / "config.pbtxt"]
@@ -177,13 +177,6 @@ def write_cpu_repository(out: Path, opt: CpuOptions, version: int = 1, force: bo
     files[2].write_text(python_config(MODEL_NAME, "detect", [FRAME_IN], DETECTIONS_OUT,
                                       opt.max_batch, opt.queue_delay_us, opt.instances, params))
     return files
-
-
-def meta_fit(meta: Dict[str, str]) -> Tuple[int, int]:
-    from ..preprocess import FIT_SIZE
-
-    text = meta.get("fit_size", "")
-    return tuple(int(v) for v in text.split(",")) if text else FIT_SIZE
 
 
 # -- the GPU repository ----------------------------------------------------------------------
@@ -239,7 +232,7 @@ def write_gpu_repository(out: Path, opt: GpuOptions, version: int = 1, force: bo
     refine = (opt.peak_refine or "on") == "on"
     files: List[Path] = []
     h, w = opt.input_hw
-    fit = ",".join(str(v) for v in meta_fit({}))
+    fit = ",".join(str(v) for v in fit_param(""))
     pre_params = {"fit": fit, "input_size": "fit" if h < 0 else f"{w}x{h}", "small_input": "on"}
     image = _tensor(ENGINE_INPUT, "TYPE_FP32", [3, h, w])
     letterbox = _tensor(ENGINE_LETTERBOX, "TYPE_FP32", [4])

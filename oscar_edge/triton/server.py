@@ -267,6 +267,51 @@ class TritonServer:
         shutil.rmtree(self.work, ignore_errors=True)  # a --log-file elsewhere stays
 
 
+def free_ports(n: int = 3, host: str = "127.0.0.1") -> List[int]:
+    """``n`` ports free on ``host`` right now (for a server started next: tests, benchmarks)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class ServeProcess:
+    """``oscar-edge serve`` as a child process, ready on return (tests, benchmarks): its output
+    lines in ``lines``, :meth:`stop` sends a signal and returns the exit code. RuntimeError
+    when it is not ready in ``wait_s``."""
+
+    def __init__(self, repo: Path, python: str, ports: Optional[Sequence[int]] = None,
+                 wait_s: float = 120.0, cwd: Optional[Path] = None) -> None:
+        self.repo = repo
+        self.grpc, self.http, self.metrics = ports or free_ports()
+        self.lines: List[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "oscar_edge", "serve", str(repo), "--python", python,
+             "--grpc-port", str(self.grpc), "--http-port", str(self.http),
+             "--metrics-port", str(self.metrics), "--ready-timeout", str(max(1.0, wait_s - 30))],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+        ready = threading.Event()
+
+        def read() -> None:
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if "ready in" in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(wait_s) or self.proc.poll() is not None:
+            self.proc.kill()
+            raise RuntimeError("oscar-edge serve did not start: " + "".join(self.lines[-5:]))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout_s)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="oscar-edge serve",

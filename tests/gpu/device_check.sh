@@ -100,28 +100,19 @@ setup_python() {
     set -e
     # The machine's Python as is when it already has everything: a venv made from a venv (an
     # image's /opt/.../.venv, say) sees the base interpreter's packages, not its parent's torch.
+    local py="$VENV/bin/python"
     if "$PYTHON_BASE" -c 'import importlib.util as u, sys
 sys.exit(any(u.find_spec(m) is None for m in ("numpy", "cv2", "tqdm", "torch")))'; then
-        echo "$PYTHON_BASE" >"$BUILD/python"
+        py="$PYTHON_BASE"
         echo "using $PYTHON_BASE ($(command -v "$PYTHON_BASE")) as is: numpy, OpenCV, tqdm and torch found"
-        "$PYTHON_BASE" - <<'EOF'
-import cv2, numpy, torch, tqdm
-if not torch.cuda.is_available():
-    raise SystemExit(f"torch {torch.__version__} sees no CUDA device (CPU build, or driver?)")
-print(f"ok: numpy {numpy.__version__}, opencv {cv2.__version__}, tqdm {tqdm.__version__}, "
-      f"torch {torch.__version__} (CUDA {torch.version.cuda}) on {torch.cuda.get_device_name(0)}")
-EOF
-        return
-    fi
-    if [ ! -x "$VENV/bin/python" ]; then
+    elif [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON_BASE" -m venv --system-site-packages "$VENV" \
             || { echo "python -m venv failed (Debian/Ubuntu: apt-get install python3-venv)"; exit 1; }
         # where the base Python is itself a venv, its packages (torch) stay visible
         "$PYTHON_BASE" -c 'import site; print("\n".join(site.getsitepackages()))' \
             >"$("$VENV/bin/python" -c 'import site; print(site.getsitepackages()[0])')/parent-python.pth"
     fi
-    echo "$VENV/bin/python" >"$BUILD/python"
-    local py="$VENV/bin/python"
+    echo "$py" >"$BUILD/python"
     local missing
     missing="$("$py" - <<'EOF'
 import importlib.util

@@ -126,8 +126,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     seeds = [int(v) for v in args.seeds.split(",")]
     print(f"# Tracker choice ({time.strftime('%Y-%m-%d %H:%M %Z')})\n")
-    print(f"Machine: {machine()}, shared with a training job and other engineers' tests "
-          "(timings are this machine at this time).")
+    print(f"Machine: {machine()} (timings are this machine at this load).")
     print(f"Command: `python benchmarks/tracker_choice.py {' '.join(sys.argv[1:])}`".rstrip())
     n_cross = np.mean([crossings(simulate(seed=s)) for s in seeds])
     print(f"\nSimulated detections: 30 targets, 1000 camera frames at 30 FPS, seeds "

@@ -217,11 +217,24 @@ def machine() -> str:
                 break
     except (OSError, subprocess.SubprocessError):
         pass
+    family = ""
+    try:
+        info = {}
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+        flags = set(info.get("flags", "").split())
+        isa = [n for n in ("avx512_vnni", "avx512_bf16", "amx_tile") if n in flags]
+        family = (f" (family {info.get('cpu family', '?')} model {info.get('model', '?')}"
+                  f"{', ' + ' '.join(isa) if isa else ''})")
+    except OSError:
+        pass
     try:
         load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         load = "?"
-    return f"{model}, {os.cpu_count()} CPUs, load average {load}"
+    return f"{model}{family}, {os.cpu_count()} CPUs, load average {load}"
 
 
 def fmt_row(name: str, m: Dict[str, float]) -> str:

@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     p.add_argument("--track-coast", type=float, default=None)
     p.add_argument("--track-score", type=float, default=None)
     p.add_argument("--track-min-hit-rate", type=float, default=None)
+    p.add_argument("--track-min-move", type=float, default=None)
+    p.add_argument("--track-clutter", type=float, default=None)
     args = p.parse_args(argv)
     from oscar_edge.track import config_from_options
 
@@ -168,15 +170,16 @@ def main(argv=None) -> int:
     size_text = (f"{input_size[1]}x{input_size[0]} fixed" if input_size else
                  f"keep-ratio fit {detector.fit[0]}x{detector.fit[1]} (the runtime default)")
     print(f"# Tracking on synthetic video ({time.strftime('%Y-%m-%d %H:%M %Z')})\n")
-    print(f"Machine: {machine()} (shared with a training job and other engineers' tests: "
-          "timings are this machine at this time).")
+    print(f"Machine: {machine()} (timings are this machine at this load).")
     print(f"Command: `python benchmarks/tracking_synthetic.py {' '.join(sys.argv[1:])}`".rstrip()
           + "\n")
     print(f"Detector: {choice.label}, input {size_text}, peak refinement on. Scenes: "
           f"synthetic {w}x{h}, {args.targets} targets, {args.frames} frames at {args.fps:g} FPS, "
           f"seeds {args.seeds}. Tracker: gate {base.gate_px:g} px, confirm "
           f"{base.confirm_m}/{base.confirm_n}, coast {base.coast_s:g} s, score >= "
-          f"{base.min_score:g}, min hit rate {base.min_hit_rate:g}. Match radius R = "
+          f"{base.min_score:g}, min hit rate {base.min_hit_rate:g}, min move "
+          f"{base.min_move_px:g} px, clutter map "
+          f"{f'{base.clutter_s:g} s' if base.clutter_s > 0 else 'off'}. Match radius R = "
           f"{args.radius:g} px.\n")
     print("| setting | seed | targets | camera motion | MOTA | IDF1 | HOTA | ID switches | FP | FN "
           "| MOTA (detectable) | IDF1 (detectable) | HOTA (detectable) | track ms p50 | "

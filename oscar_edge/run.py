@@ -35,7 +35,8 @@ from .track import TrackerConfig
 
 _TC = TrackerConfig()  # the tracker's defaults, for the help texts
 _TRACK_OPTIONS = ("track_gate", "track_confirm", "track_coast", "track_score",
-                  "track_min_hit_rate", "track_min_move", "track_motion")
+                  "track_min_hit_rate", "track_min_move", "track_motion", "track_clutter",
+                  "track_clutter_cell", "track_clutter_max")
 
 PROG = "oscar-edge run"
 EPILOG = """examples:
@@ -142,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--track-min-move", type=float, default=None, metavar="PX",
                    help=f"moving-target indication: confirm a track only once it has moved PX "
                         f"pixels from where it started (default {_TC.min_move_px:g}: off)")
+    g.add_argument("--track-clutter", type=float, default=None, metavar="S",
+                   help=f"clutter map: skip detections on spots that held a detection for more "
+                        f"than --track-clutter-max of the last ~S seconds (fixed cameras; "
+                        f"default {_TC.clutter_s:g}: off)")
+    g.add_argument("--track-clutter-cell", type=float, default=None, metavar="PX",
+                   help=f"clutter map cell size (default {_TC.clutter_cell_px:g})")
+    g.add_argument("--track-clutter-max", type=float, default=None, metavar="R",
+                   help=f"clutter map share of time above which a spot is clutter "
+                        f"(default {_TC.clutter_max:g})")
     g.add_argument("--track-motion", choices=("off", "on"), default=None,
                    help=f"compensate camera motion (sparse optical flow) before association "
                         f"(default {'on' if _TC.motion else 'off'})")

@@ -76,6 +76,8 @@ def track_settings(cfg: TrackerConfig) -> dict:
     return {"gate_px": cfg.gate_px, "confirm": f"{cfg.confirm_m}/{cfg.confirm_n}",
             "coast_s": cfg.coast_s, "min_score": cfg.min_score,
             "min_hit_rate": cfg.min_hit_rate, "min_move_px": cfg.min_move_px,
+            "clutter_s": cfg.clutter_s, "clutter_cell_px": cfg.clutter_cell_px,
+            "clutter_max": cfg.clutter_max,
             "motion": "on" if cfg.motion else "off"}
 
 
@@ -404,6 +406,7 @@ class Runtime:
         tr = self.tracker
         return {"settings": track_settings(tr.cfg), "fps": self.fps,
                 "tracks_started": tr.started, "time_jumps": tr.jumps,
+                "clutter_dropped": tr.clutter_dropped,
                 "camera_motion_failures": self._motion.failures if self._motion else None}
 
     def _write_stats(self) -> None:

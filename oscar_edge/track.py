@@ -36,6 +36,16 @@ What it does, per update (all positions in frame pixels, all times in seconds):
    coasts on its prediction; it is *lost* (reported once with state "lost", then removed)
    when it has had no hit for more than ``coast_s`` seconds, its prediction leaves the frame
    or, with ``min_hit_rate`` > 0, it was hit in fewer than that share of its last 16 updates.
+5. **Clutter map** (``clutter_s`` > 0; off by default). A coarse grid over the frame
+   (``clutter_cell_px`` cells) holds, per cell, the share of recent time in which a fed
+   detection fell there: an exponential mean with time constant ``clutter_s`` seconds, so a
+   source that drops frames weighs its frames by the time they cover. A detection whose cell or
+   one of its 8 neighbours is above ``clutter_max`` is not used (no hit, no birth); every fed
+   detection then updates the map. Spots that fire for long stretches (glints, edges, hot
+   buildings) stop feeding tracks after about ``clutter_max * clutter_s`` seconds, while a
+   target that moves a few cells per ``clutter_s`` never builds up its cells. With camera-motion
+   compensation the cells stay fixed to the background. A target that hovers in one spot for
+   longer than that is suppressed too (see the README, "Tracking").
 
 Only numpy (and OpenCV for :class:`CameraMotion`): this runs on the deployment footprint.
 """
@@ -63,6 +73,9 @@ class TrackerConfig:
     min_move_px: float = 0.0       # confirmed only once this far from where it started (px)
     min_score: float = 0.05        # detections below this score are not fed to the tracker
     motion: bool = False           # camera-motion compensation (the runtime estimates it)
+    clutter_s: float = 0.0         # clutter map time constant (s); 0: no clutter map
+    clutter_cell_px: float = 6.0   # clutter map cell size (px)
+    clutter_max: float = 0.3       # detections where the map is above this are not used
     meas_std_px: float = 1.0       # detection centre noise (px, 1 sigma)
     accel_psd: float = 3000.0      # white-acceleration process noise (px^2 / s^3)
     init_speed_std: float = 100.0  # speed uncertainty of a new track (px/s, 1 sigma)
@@ -85,6 +98,13 @@ class TrackerConfig:
         if not 0 <= self.min_hit_rate <= 1:
             raise ValueError(f"the track minimum hit rate must be in [0, 1], got "
                              f"{self.min_hit_rate}")
+        if not (math.isfinite(self.clutter_s) and self.clutter_s >= 0):
+            raise ValueError(f"the clutter map time must be >= 0 s, got {self.clutter_s}")
+        if not (math.isfinite(self.clutter_cell_px) and self.clutter_cell_px >= 1):
+            raise ValueError(f"the clutter map cell must be >= 1 px, got {self.clutter_cell_px}")
+        if not 0 < self.clutter_max < 1:
+            raise ValueError(f"the clutter map threshold must be in (0, 1), got "
+                             f"{self.clutter_max}")
         if not 0 <= self.min_score <= 1:
             raise ValueError(f"the track score must be in [0, 1], got {self.min_score}")
         if self.meas_std_px <= 0 or self.accel_psd < 0 or self.init_speed_std < 0 \
@@ -237,6 +257,9 @@ class Tracker:
         self.jumps = 0          # time jumps that ended every track
         self.updates = 0
         self.tentative = 0      # tentative tracks after the last update
+        self.clutter_dropped = 0  # detections not used because the clutter map was high there
+        self.clutter = ClutterMap(c.clutter_s, c.clutter_cell_px, c.clutter_max) \
+            if c.clutter_s > 0 else None
         self._alloc(0)
 
     # -- state: one row per track (structure of arrays) ----------------------------------------
@@ -297,6 +320,7 @@ class Tracker:
         if not math.isfinite(t):
             t = (self._t + 1.0 / self.fps) if self._t is not None else 0.0
         dt = 0.0 if self._t is None else t - self._t
+        gap = dt if self._t is not None else 1.0 / self.fps  # time this frame stands for
         if dt < 0 or dt > c.coast_s:
             if len(self):
                 self.jumps += 1
@@ -311,6 +335,18 @@ class Tracker:
                 self._predict(dt)
             if motion is not None:
                 self._warp(np.asarray(motion, np.float64).reshape(2, 3))
+
+        # 2b. Clutter map: drop detections on spots that fire most of the time, then learn.
+        if self.clutter is not None:
+            if gap < 0:
+                self.clutter.reset()
+            elif motion is not None:
+                self.clutter.warp(np.asarray(motion, np.float64).reshape(2, 3))
+            busy = self.clutter.busy(centres)
+            self.clutter.add(centres, max(gap, 0.0))
+            if busy.any():
+                self.clutter_dropped += int(busy.sum())
+                centres, sizes, scores = centres[~busy], sizes[~busy], scores[~busy]
 
         # 3. Association: confirmed tracks first, then tentative ones.
         hit_track = np.zeros(len(self), bool)
@@ -473,6 +509,101 @@ class Tracker:
 
 
 # --------------------------------------------------------------------------------------------
+# Clutter map
+# --------------------------------------------------------------------------------------------
+class ClutterMap:
+    """Per-cell share of recent time with a detection (module docstring, step 5).
+
+    ``tau_s``: time constant (s); ``cell_px``: cell size (px); ``threshold``: a position is
+    busy when its cell or a neighbour is above this. The cells are fixed to the background:
+    with camera motion (:meth:`warp`) the map keeps the accumulated transform from the current
+    frame to the first one instead of resampling its grid (which would lose sub-cell shifts or
+    blur the map). The grid covers the cells that saw detections; should a long pan stretch it
+    past ``MAX_SIDE`` cells, it starts again around the current detections."""
+
+    MAX_SIDE = 1024
+
+    def __init__(self, tau_s: float, cell_px: float, threshold: float) -> None:
+        self.tau_s, self.cell, self.threshold = float(tau_s), float(cell_px), float(threshold)
+        self.reset()
+
+    def reset(self) -> None:
+        self.grid = np.zeros((0, 0))                  # [row, column] share of time
+        self.origin = np.zeros(2, np.int64)           # (column, row) cell of grid[0, 0]
+        self.to_map = np.eye(3)                       # current frame pixels -> map pixels
+
+    def _cells(self, centres: np.ndarray) -> np.ndarray:
+        """(N, 2) int64 (column, row) map cells of (N, 2) frame-pixel centres."""
+        p = np.asarray(centres, np.float64).reshape(-1, 2)
+        p = p @ self.to_map[:2, :2].T + self.to_map[:2, 2]
+        return np.floor(p / self.cell).astype(np.int64)
+
+    def _lookup(self, cells: np.ndarray) -> np.ndarray:
+        idx = cells - self.origin
+        h, w = self.grid.shape
+        ok = (idx[:, 0] >= 0) & (idx[:, 0] < w) & (idx[:, 1] >= 0) & (idx[:, 1] < h)
+        out = np.zeros(len(cells))
+        out[ok] = self.grid[idx[ok, 1], idx[ok, 0]]
+        return out
+
+    def value(self, centres: np.ndarray) -> np.ndarray:
+        """(N,) the map at each centre's own cell, now."""
+        return self._lookup(self._cells(centres))
+
+    def busy(self, centres: np.ndarray) -> np.ndarray:
+        """(N,) bool: the 3x3 cells around each centre hold a value above the threshold."""
+        if not self.grid.size or not len(centres):
+            return np.zeros(len(centres), bool)
+        cells = self._cells(centres)
+        peak = np.zeros(len(cells))
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                np.maximum(peak, self._lookup(cells + (dx, dy)), out=peak)
+        return peak > self.threshold
+
+    def add(self, centres: np.ndarray, dt: float) -> None:
+        """Advance the map by ``dt`` seconds (every cell decays by exp(-dt/tau)) and add this
+        frame's detections: their cells gain 1 - exp(-dt/tau) (at most once per cell)."""
+        if not dt > 0:
+            return
+        w = 1.0 - math.exp(-dt / self.tau_s)
+        self.grid *= 1.0 - w
+        if not len(centres):
+            return
+        cells = self._cells(centres)
+        self._cover(cells)
+        idx = cells - self.origin
+        self.grid[idx[:, 1], idx[:, 0]] += w  # repeated cells: added once
+
+    def _cover(self, cells: np.ndarray) -> None:
+        """Grow the grid to hold ``cells`` (or start it again around them, see the class)."""
+        h, w = self.grid.shape
+        lo, hi = cells.min(axis=0), cells.max(axis=0) + 1
+        if self.grid.size:
+            lo, hi = np.minimum(lo, self.origin), np.maximum(hi, self.origin + (w, h))
+        if (hi - lo).max() > self.MAX_SIDE:
+            self.grid = np.zeros((0, 0))
+            lo, hi = cells.min(axis=0), cells.max(axis=0) + 1
+            h = w = 0
+        if self.grid.size and (lo == self.origin).all() and (hi == self.origin + (w, h)).all():
+            return
+        grown = np.zeros((int(hi[1] - lo[1]), int(hi[0] - lo[0])))
+        if self.grid.size:
+            off = self.origin - lo
+            grown[off[1]:off[1] + h, off[0]:off[0] + w] = self.grid
+        self.grid, self.origin = grown, lo
+
+    def warp(self, m: np.ndarray) -> None:
+        """The picture moved: ``m`` (2, 3) affine from the previous frame's pixels to this
+        one's. Later positions are carried back to the map's frame through its inverse."""
+        fwd = np.vstack([np.asarray(m, np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+        try:
+            self.to_map = self.to_map @ np.linalg.inv(fwd)
+        except np.linalg.LinAlgError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
 # Camera motion
 # --------------------------------------------------------------------------------------------
 class CameraMotion:
@@ -546,7 +677,10 @@ def parse_confirm(text: str) -> Tuple[int, int]:
 OPTION_FIELDS: Dict[str, str] = {"track_gate": "gate_px", "track_coast": "coast_s",
                                  "track_score": "min_score",
                                  "track_min_hit_rate": "min_hit_rate",
-                                 "track_min_move": "min_move_px"}
+                                 "track_min_move": "min_move_px",
+                                 "track_clutter": "clutter_s",
+                                 "track_clutter_cell": "clutter_cell_px",
+                                 "track_clutter_max": "clutter_max"}
 
 
 def config_from_options(options: object) -> "TrackerConfig":

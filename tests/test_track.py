@@ -11,7 +11,8 @@ import pytest
 
 from oscar_edge.io.synthetic import SyntheticScene
 from oscar_edge.latency import frame_durations
-from oscar_edge.track import (CameraMotion, Tracker, TrackerConfig, assign, parse_confirm)
+from oscar_edge.track import (CameraMotion, ClutterMap, Tracker, TrackerConfig, assign,
+                              parse_confirm)
 from run_helpers import needs_onnx, one_line_error, read_jsonl, read_jsonl_header, run_tool
 
 FPS = 30.0
@@ -163,6 +164,95 @@ def test_min_move_keeps_stationary_clutter_unconfirmed():
     assert nearest(reps, (158.0, 100.0)) is not None
 
 
+# -- clutter map ------------------------------------------------------------------------------
+CLUTTER = TrackerConfig(clutter_s=1.0, clutter_cell_px=6.0, clutter_max=0.3)
+
+
+def test_clutter_map_ends_a_spot_that_fires_all_the_time_but_keeps_a_mover():
+    """A glint fires in every frame at one spot; a target flies across it at 60 px/s."""
+    tr = Tracker(CLUTTER, fps=FPS)
+    glint = (400.0, 300.0)
+    glint_seen = []
+    for k in range(150):
+        t = k / FPS
+        mover = (100.0 + 60.0 * t, 300.0)
+        reps = feed(tr, t, [glint, mover])
+        glint_seen.append(nearest(reps, glint) is not None and k < 110)  # mover passes ~k 150
+        if k >= 5:
+            assert nearest(reps, mover) is not None, k
+    # The glint is confirmed at first (the map starts empty), then dropped for good: the map
+    # passes 0.3 after about -ln(0.7) * 1 s = 0.36 s, the track coasts 0.5 s, then is lost.
+    assert any(glint_seen[:12])
+    assert not any(glint_seen[40:])
+    assert tr.clutter_dropped > 60
+    ids = {r.id for r in feed(tr, 150 / FPS, [(100.0 + 60.0 * 5.0, 300.0)])}
+    assert len(ids) == 1
+
+
+def test_clutter_map_off_keeps_the_glint_and_a_mover_is_never_dropped():
+    tr = Tracker(TrackerConfig(), fps=FPS)
+    for k in range(60):
+        reps = feed(tr, k / FPS, [(400.0, 300.0)])
+    assert nearest(reps, (400.0, 300.0)) is not None and tr.clutter_dropped == 0
+    tr = Tracker(CLUTTER, fps=FPS)
+    for k in range(120):  # 2 px per frame: a new 6-px cell every 3 frames
+        reps = feed(tr, k / FPS, [(50.0 + 2.0 * k, 200.0)])
+    assert nearest(reps, (50.0 + 2.0 * 119, 200.0)) is not None and tr.clutter_dropped == 0
+
+
+def test_clutter_map_uses_time_not_frame_counts():
+    """The same glint seen at 30 FPS and at 10 FPS (frames dropped) builds the map equally."""
+    values = []
+    for step in (1, 3):
+        cm = ClutterMap(1.0, 6.0, 0.3)
+        for k in range(0, 30, step):
+            cm.add(np.array([[100.0, 100.0]]), step / FPS)
+        values.append(cm.value(np.array([[101.0, 101.0]]))[0])
+    assert values[0] == pytest.approx(values[1], rel=1e-9)
+    assert values[0] == pytest.approx(1 - math.exp(-1.0), rel=1e-9)  # 1 s at tau 1 s
+
+
+def test_clutter_map_moves_with_the_camera():
+    """The camera pans 3 px per frame (half a cell): the glint moves in the picture but stays
+    clutter (compensated), while without the warp the map would not follow it."""
+    shift = np.array([[1.0, 0.0, 3.0], [0.0, 1.0, 0.0]])
+    for warp in (True, False):
+        tr = Tracker(TrackerConfig(clutter_s=1.0, motion=True), fps=FPS)
+        for k in range(60):
+            x = 100.0 + 3.0 * k
+            b = np.array([box(x, 200.0)], np.float32)
+            tr.update(k / FPS, b, np.array([0.5], np.float32),
+                      motion=shift if warp else None, frame_size=(640, 512))
+        busy = tr.clutter.busy(np.array([[100.0 + 3.0 * 60, 200.0]]))[0]
+        assert busy == warp
+
+
+def test_clutter_map_resets_when_time_goes_back_and_decays_when_quiet():
+    cm = ClutterMap(1.0, 6.0, 0.3)
+    for k in range(30):
+        cm.add(np.array([[-700.0, 10.0]]), 1 / FPS)  # anywhere, even off the frame
+    # cells of 6 px: -700 is in cell -117, -705 in -118 (a neighbour), -715 in -120
+    assert cm.busy(np.array([[-701.0, 11.0], [-705.0, 10.0], [-715.0, 10.0], [10.0, 10.0]])
+                   ).tolist() == [True, True, False, False]
+    for k in range(30):
+        cm.add(np.zeros((0, 2)), 1 / FPS)  # one quiet second: the share falls by e
+    assert cm.value(np.array([[-700.0, 10.0]]))[0] == pytest.approx((1 - math.exp(-1)) *
+                                                                    math.exp(-1), rel=1e-9)
+    cm = ClutterMap(1.0, 6.0, 0.3)
+    cm.add(np.array([[1.0, 1.0], [2.0, 2.0]]), 1.0)  # two detections in one cell count once
+    assert cm.value(np.array([[3.0, 3.0]]))[0] == pytest.approx(1 - math.exp(-1), rel=1e-9)
+    far = 6.0 * (ClutterMap.MAX_SIDE + 10)  # a pan too long for one grid: it starts again
+    cm.add(np.array([[far, 1.0]]), 1 / FPS)
+    assert cm.value(np.array([[3.0, 3.0]]))[0] == 0.0 and cm.value(np.array([[far, 1.0]]))[0] > 0
+    assert max(cm.grid.shape) <= ClutterMap.MAX_SIDE
+    tr = Tracker(CLUTTER, fps=FPS)
+    for k in range(30):
+        feed(tr, k / FPS, [(50.0, 50.0)])
+    assert tr.clutter.value(np.array([[50.0, 50.0]]))[0] > 0.3
+    feed(tr, 0.0, [])  # time went backwards: a new stream, a new map
+    assert tr.clutter.value(np.array([[50.0, 50.0]]))[0] == 0.0 and tr.clutter.grid.size == 0
+
+
 # -- assignment -------------------------------------------------------------------------------
 def brute_force(cost, allowed):
     """Most pairs, then least cost, over every partial matching (the oracle)."""
@@ -293,6 +383,18 @@ def test_track_through_oscar_edge_run(tmp_path):
     assert confirmed >= 2 * 15  # at least two targets tracked from frame ~3 on
 
 
+def test_track_clutter_through_oscar_edge_run(tmp_path):
+    jl, st = tmp_path / "d.jsonl", tmp_path / "s.json"
+    p = run_tool("--source", "synthetic://?frames=12&size=320x256&targets=2&seed=3", "--track",
+                 "--track-clutter", "2", "--track-clutter-cell", "8", "--jsonl", jl,
+                 "--stats", st, "--threads", "1", "--report-every", "0")
+    assert p.returncode == 0, p.stderr
+    header = read_jsonl_header(jl)["track"]
+    assert (header["clutter_s"], header["clutter_cell_px"], header["clutter_max"]) == (2, 8, 0.3)
+    track = json.loads(st.read_text())["track"]
+    assert track["settings"]["clutter_s"] == 2 and isinstance(track["clutter_dropped"], int)
+
+
 def test_track_option_errors_are_one_line():
     syn = "synthetic://?frames=2&size=64x64"
     one_line_error(run_tool("--source", syn, "--track", "--track-confirm", "5/3"),
@@ -301,5 +403,8 @@ def test_track_option_errors_are_one_line():
     one_line_error(run_tool("--source", syn, "--track-gate", "5"), "--track-gate needs --track")
     one_line_error(run_tool("--source", syn, "--track", "--track-gate", "-1"), "gate")
     one_line_error(run_tool("--source", syn, "--track", "--track-coast", "nan"), "coast")
+    one_line_error(run_tool("--source", syn, "--track", "--track-clutter", "-1"), "clutter")
+    one_line_error(run_tool("--source", syn, "--track", "--track-clutter", "2",
+                            "--track-clutter-max", "1.5"), "clutter")
     with pytest.raises(ValueError):
         parse_confirm("3/17")

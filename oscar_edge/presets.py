@@ -103,6 +103,22 @@ PRESETS: Dict[str, Preset] = {
                 "convolutions, ReLU, Resize, Add, Concat, Sigmoid, Mul), 2-conv towers"
             ),
         ),
+        Preset(
+            name="oscar-edge-v2-h16",
+            stem_channels=(16, 32),
+            stage_channels=(32, 64, 128, 256),
+            stage_depths=(1, 1, 1, 1),
+            fpn_channels=32,
+            head_channels=16,
+            coarse_tower_depth=2,
+            refine_tower_depth=2,
+            norm="bn",
+            notes=(
+                "experiment (README, \"Deploy-first v2\"): oscar-edge-v2 with head towers of "
+                "width 16, one 16-channel block of the CPU runtimes' AVX-512 layouts (24 channels "
+                "are padded to 32 there)"
+            ),
+        ),
     )
 }
 

@@ -9,7 +9,7 @@ Nothing here imports torch: the runtime reads presets too.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Optional, Tuple
 
 
@@ -46,6 +46,25 @@ class Preset:
     notes: str = ""
     # Published / counted reference figures (spec section 1), for the tests.
     reference_params: Optional[float] = None
+
+
+# The deploy-first v2; its experimental variants below are copies with one change.
+_V2 = Preset(
+    name="oscar-edge-v2",
+    stem_channels=(16, 32),
+    stage_channels=(32, 64, 128, 256),
+    stage_depths=(1, 1, 1, 1),
+    fpn_channels=32,
+    head_channels=24,
+    coarse_tower_depth=2,
+    refine_tower_depth=2,
+    norm="bn",
+    notes=(
+        "deploy-first oscar-edge: the same backbone and FPN, head towers of width 24 "
+        "with BatchNorm + ReLU (folded into the convolutions at export: the graph is "
+        "convolutions, ReLU, Resize, Add, Concat, Sigmoid, Mul), 2-conv towers"
+    ),
+)
 
 
 PRESETS: Dict[str, Preset] = {
@@ -87,32 +106,11 @@ PRESETS: Dict[str, Preset] = {
                 "head width 32 (= F, not F/2), 2-conv towers, GroupNorm(8)"
             ),
         ),
-        Preset(
-            name="oscar-edge-v2",
-            stem_channels=(16, 32),
-            stage_channels=(32, 64, 128, 256),
-            stage_depths=(1, 1, 1, 1),
-            fpn_channels=32,
-            head_channels=24,
-            coarse_tower_depth=2,
-            refine_tower_depth=2,
-            norm="bn",
-            notes=(
-                "deploy-first oscar-edge: the same backbone and FPN, head towers of width 24 "
-                "with BatchNorm + ReLU (folded into the convolutions at export: the graph is "
-                "convolutions, ReLU, Resize, Add, Concat, Sigmoid, Mul), 2-conv towers"
-            ),
-        ),
-        Preset(
+        _V2,
+        replace(
+            _V2,
             name="oscar-edge-v2-h16",
-            stem_channels=(16, 32),
-            stage_channels=(32, 64, 128, 256),
-            stage_depths=(1, 1, 1, 1),
-            fpn_channels=32,
             head_channels=16,
-            coarse_tower_depth=2,
-            refine_tower_depth=2,
-            norm="bn",
             notes=(
                 "experiment (README, \"Deploy-first v2\"): oscar-edge-v2 with head towers of "
                 "width 16, one 16-channel block of the CPU runtimes' AVX-512 layouts (24 channels "

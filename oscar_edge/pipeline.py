@@ -20,8 +20,7 @@ import numpy as np
 from . import postprocess as pp
 from .backends.base import (FINAL_DETECTIONS, FRAME_DETECTIONS, RAW_OUTPUTS, fixed_input_size,
                             output_kind)
-from .preprocess import (FIT_SIZE, SMALL_FRAME_INPUT, Letterbox, is_small_frame, letterbox_for,
-                         prepare)
+from .preprocess import FIT_SIZE, Letterbox, frame_input_size, letterbox_for, prepare
 
 # A backend maps a (1, 3, H, W) float32 batch to the five raw outputs (numpy, batch axis kept).
 InferFn = Callable[[np.ndarray], Sequence[np.ndarray]]
@@ -115,14 +114,8 @@ class Detector:
         if self.peak_refine and self.output_kind == FINAL_DETECTIONS and not self._refine_in_model:
             self._peak_refine_cpu = select_peak_refine(postprocess)
 
-    def frame_input_size(self, height: int, width: int) -> Optional[Tuple[int, int]]:
-        """The fixed network input for a frame of this size, or None for the keep-ratio fit."""
-        if self.small_input and is_small_frame(height, width):
-            return SMALL_FRAME_INPUT
-        return self.input_size
-
     def preprocess(self, grey: np.ndarray) -> Tuple[np.ndarray, Letterbox]:
-        size = self.frame_input_size(grey.shape[0], grey.shape[1])
+        size = frame_input_size(grey.shape[0], grey.shape[1], self.input_size, self.small_input)
         if self.output_kind == FRAME_DETECTIONS:  # the server prepares; the frame travels
             return grey, letterbox_for(grey.shape[0], grey.shape[1], self.fit, size)
         return prepare(grey, fit=self.fit, input_size=size)

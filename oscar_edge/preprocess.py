@@ -175,6 +175,13 @@ def letterbox_for(height: int, width: int, fit: Optional[Tuple[int, int]] = FIT_
                      scale_x=rw / w, scale_y=rh / h)
 
 
-def is_small_frame(height: int, width: int) -> bool:
-    """Both sides within ``SMALL_FRAME_MAX`` (the runtime's small-source rule)."""
-    return width <= SMALL_FRAME_MAX[0] and height <= SMALL_FRAME_MAX[1]
+def frame_input_size(height: int, width: int, input_size: Optional[Tuple[int, int]],
+                     small_input: bool) -> Optional[Tuple[int, int]]:
+    """The fixed network input (height, width) for a frame of this size, or None for the
+    keep-ratio fit: ``input_size`` when given; else, with ``small_input`` (the runtime's
+    small-source rule), ``SMALL_FRAME_INPUT`` for frames with both sides within
+    ``SMALL_FRAME_MAX``."""
+    if small_input and input_size is None and width <= SMALL_FRAME_MAX[0] \
+            and height <= SMALL_FRAME_MAX[1]:
+        return SMALL_FRAME_INPUT
+    return input_size

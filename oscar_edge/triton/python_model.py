@@ -130,16 +130,15 @@ class PreprocessRole:
     def __init__(self, params: Mapping[str, str], version_dir: Path) -> None:
         self.fit = fit_param(params.get("fit", ""))
         self.input_size = input_size_param(params.get("input_size", ""))
-        self.small_input = params.get("small_input", "on") == "on" and self.input_size is None
+        self.small_input = params.get("small_input", "on") == "on"
 
     def run(self, requests: Sequence[Arrays]) -> List[Arrays]:
-        from ..preprocess import SMALL_FRAME_INPUT, is_small_frame, prepare
+        from ..preprocess import frame_input_size, prepare
 
         out = []
         for r in requests:
             f3 = _frames(r)
-            size = SMALL_FRAME_INPUT if self.small_input and is_small_frame(*f3.shape[1:]) \
-                else self.input_size
+            size = frame_input_size(*f3.shape[1:], self.input_size, self.small_input)
             pairs = [prepare(f, fit=self.fit, input_size=size) for f in f3]
             out.append({ENGINE_INPUT: np.stack([x for x, _ in pairs]),
                         ENGINE_LETTERBOX: np.stack([b.tensor() for _, b in pairs])})

@@ -216,12 +216,17 @@ def halves(names: Sequence[str], labels) -> Dict[str, str]:
     return out
 
 
+def single_frame_ref(res: Dict[str, list], group: str) -> Tuple[float, float]:
+    """(Pd, false alarms per frame) of single-frame detection at score 0.1, the goal's
+    reference, for one group of videos (NaN when absent)."""
+    ref = {lab: (pd, fa) for pd, fa, lab in curve(res, group, "single", THRESHOLDS)}
+    return ref.get("0.1", (float("nan"), float("nan")))
+
+
 def goal_gain(res: Dict[str, list], group: str, vname: str) -> Tuple[float, float, float, str]:
     """(single-frame Pd at 0.1, its false alarms per frame, the tracks' best Pd at no more false
     alarms, the feed score of that point) for one group of videos."""
-    sf = curve(res, group, "single", THRESHOLDS)
-    fa0 = dict((lab, fa) for _, fa, lab in sf).get("0.1", float("nan"))
-    pd0 = dict((lab, pd) for pd, _, lab in sf).get("0.1", float("nan"))
+    pd0, fa0 = single_frame_ref(res, group)
     pd, lab = pd_at(curve(res, group, f"tracks {vname}", FEED), fa0)
     return pd0, fa0, pd, lab
 
@@ -372,12 +377,10 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
         lines += [f"## Input {size}" + (" (headline)" if size == sizes[0] else ""), "",
                   f"Detector {det_ms:.1f} ms/frame p50, tracker {trk_ms:.3f} ms/frame p50.", ""]
         sf = curve(res, "overall", "single", THRESHOLDS)
-        fa0 = dict((lab, fa) for _, fa, lab in sf).get("0.1", float("nan"))
-        pd0 = dict((lab, pd) for pd, _, lab in sf).get("0.1", float("nan"))
+        pd0, fa0 = single_frame_ref(res, "overall")
         g = {"single_frame_0.1": {"pd": pd0, "fa_per_frame": fa0}}
         for vname, _ in variants:
-            tc = curve(res, "overall", f"tracks {vname}", FEED)
-            pd, lab = pd_at(tc, fa0)
+            _, _, pd, lab = goal_gain(res, "overall", vname)
             g[f"tracks {vname}"] = {"pd_at_fa0": pd, "feed": lab,
                                     "gain_points": 100 * (pd - pd0)}
             per_half = []
@@ -465,9 +468,8 @@ def plot(path: Path, results, sizes, variants) -> None:
             for x, y, t in zip(fa, pd, lab):
                 ax.annotate(t, (x, y), fontsize=5, xytext=(3, -7), textcoords="offset points",
                             color=colour)
-        sf = dict((lab, (pd, fa)) for pd, fa, lab in curve(res, "overall", "single", THRESHOLDS))
-        if "0.1" in sf:
-            pd0, fa0 = sf["0.1"]
+        pd0, fa0 = single_frame_ref(res, "overall")
+        if math.isfinite(fa0):
             ax.axvline(fa0, color="grey", lw=0.8, ls=":")
             ax.plot([fa0], [pd0 + 0.10], marker="_", ms=14, color="black")
             ax.annotate("goal", (fa0, pd0 + 0.10), fontsize=6, xytext=(4, 2),

@@ -305,6 +305,8 @@ class Tracker:
         c = self.cfg
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
+        if motion is not None:
+            motion = np.asarray(motion, np.float64).reshape(2, 3)
         if boxes.shape[0] != scores.shape[0]:
             raise ValueError(f"{boxes.shape[0]} boxes but {scores.shape[0]} scores")
         ok = (np.isfinite(boxes).all(axis=1) & np.isfinite(scores) & (scores >= c.min_score)
@@ -334,14 +336,14 @@ class Tracker:
             if dt > 0:
                 self._predict(dt)
             if motion is not None:
-                self._warp(np.asarray(motion, np.float64).reshape(2, 3))
+                self._warp(motion)
 
         # 2b. Clutter map: drop detections on spots that fire most of the time, then learn.
         if self.clutter is not None:
             if gap < 0:
                 self.clutter.reset()
             elif motion is not None:
-                self.clutter.warp(np.asarray(motion, np.float64).reshape(2, 3))
+                self.clutter.warp(motion)
             busy = self.clutter.busy(centres)
             self.clutter.add(centres, max(gap, 0.0))
             if busy.any():

@@ -32,7 +32,9 @@ target per frame in ``labels/<name>.json`` (MATLAB [x, y, w, h], 1-based: the 0-
 Goal: at the false-alarm rate of single-frame detection at score 0.1, confirmed tracks reach a
 Pd at least 10 points higher (overall). The goal check is also given on each half of the videos
 (alternate videos of each class), each against its own single-frame rate: a tracker setting
-picked on one half can be judged on the other. Writes ``summary.md``,
+picked on one half can be judged on the other. ``--select GRID`` adds a held-out check at the
+headline size: nested cross-validation over videos, each fold scored with the setting of GRID
+that is best on the other folds (benchmarks/tracking_select.py). Writes ``summary.md``,
 ``results.json`` and ``pd_fa.png`` (Pd vs false alarms per frame) to ``--out``.
 """
 from __future__ import annotations
@@ -54,6 +56,8 @@ sys.path.insert(0, str(_REPO))
 sys.path.insert(0, str(_HERE))
 
 import numpy as np  # noqa: E402
+
+from tracking_select import expand_grid, nested_cv  # noqa: E402
 
 THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 FEED = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
@@ -267,6 +271,15 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="default;motion=on;min_move=3;clutter=5;"
                                          "clutter=5,min_move=2",
                    help="tracker variants (see the module docstring; default %(default)s)")
+    p.add_argument("--select", default="",
+                   help="held-out check at the headline size: tracker settings to tune among, "
+                        "as --variants, with a|b|c for alternatives (e.g. "
+                        "'default;min_move=2|3;clutter=3|5|10,clutter_max=0.2|0.3'); each "
+                        "fold of videos is scored with the setting that is best on the other "
+                        "folds (benchmarks/tracking_select.py)")
+    p.add_argument("--select-folds", type=int, default=5, help="folds of videos (default 5)")
+    p.add_argument("--select-repeats", type=int, default=10,
+                   help="fold shuffles (default 10)")
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "oscar-edge" / "tracking_ir"))
     p.add_argument("--out", required=True, help="folder for summary.md, results.json, pd_fa.png")
     args = p.parse_args(argv)
@@ -290,6 +303,10 @@ def main(argv=None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     base = TrackerConfig()
     variants = parse_variants(args.variants)
+    candidates = parse_variants(expand_grid(args.select)) if args.select else []
+    if candidates and args.select_folds > len(names):
+        raise SystemExit(f"tracking_ir: --select-folds {args.select_folds} needs at least as "
+                         f"many videos, got {len(names)}")
     choice = create_backend(args.backend, threads=args.threads, precision=args.precision)
     tag = f"{choice.label}"
     started = time.monotonic()
@@ -298,6 +315,7 @@ def main(argv=None) -> int:
 
     results: Dict[str, dict] = {}
     timing: Dict[str, List[float]] = {}
+    per_video: Dict[str, Dict[str, object]] = {}  # headline size, for --select
     for size in sizes:
         input_size = None if size == "fit" else tuple(reversed(parse_size(size, name="size")))
         detector = Detector(choice.backend, input_size=input_size,
@@ -317,31 +335,48 @@ def main(argv=None) -> int:
             boxes, scores = split(cached)
             k = min(len(boxes), len(centres))
             boxes, scores, c, r = boxes[:k], scores[:k], centres[:k], radii[:k]
+            pv: Dict[str, object] = {}
             for thr in THRESHOLDS:
                 counts = score_frames(single_frame_reports(boxes, scores, thr), c, r)
                 for group in (cls, "overall", fold[n]):
                     add(acc, f"{group}|single|{thr:g}", counts)
-            for vname, kw in variants:
+                if thr == 0.1:
+                    pv["single"] = counts
+            shown = {v for v, _ in variants}
+            todo = variants + ([cv for cv in candidates if cv[0] not in shown]
+                               if size == sizes[0] else [])
+            for vname, kw in todo:
+                pv[vname] = {}
                 for feed in FEED:
                     cfg = TrackerConfig(**{**base.__dict__, **kw, "min_score": feed}).check()
                     reps, ms = track_reports(boxes, scores, cached["motion"][:k], cfg,
                                              tuple(int(v) for v in cached["frame_size"]))
-                    trk_ms.append(ms)
                     counts = score_frames(reps, c, r)
-                    for group in (cls, "overall", fold[n]):
-                        add(acc, f"{group}|tracks {vname}|{feed:g}", counts)
+                    pv[vname][feed] = counts
+                    if vname in shown:
+                        trk_ms.append(ms)
+                        for group in (cls, "overall", fold[n]):
+                            add(acc, f"{group}|tracks {vname}|{feed:g}", counts)
+            if size == sizes[0]:
+                per_video[n] = pv
         results[size] = {k: list(v) for k, v in acc.items()}
         timing[size] = [float(np.median(det_ms)) if det_ms else float("nan"),
                         float(np.median(trk_ms)) if trk_ms else float("nan")]
     close_backend(choice.backend)
 
+    held_out = None
+    if candidates:
+        held_out = nested_cv(per_video, {n: labels[n][0] for n in names},
+                             [v for v, _ in candidates], k=args.select_folds,
+                             repeats=args.select_repeats)
+        held_out["input_size"] = sizes[0]
     summary = write_summary(out, results, timing, sizes, names, labels, args, choice.label,
-                            base, variants, machine(), time.monotonic() - started)
+                            base, variants, machine(), time.monotonic() - started, held_out)
     (out / "results.json").write_text(json.dumps(
         {"videos": names, "max_frames": args.max_frames, "input_sizes": sizes,
          "backend": choice.label, "counts": results, "timing_ms": timing,
          "counts_format": "[labelled frames, detected frames, false alarms]",
-         "goal": summary}, indent=1) + "\n")
+         "goal": summary, "held_out": held_out}, indent=1) + "\n")
     plot(out / "pd_fa.png", results, sizes, variants)
     print((out / "summary.md").read_text())
     return 0
@@ -358,7 +393,7 @@ def curve(res: Dict[str, list], group: str, kind: str, values) -> List[Tuple[flo
 
 
 def write_summary(out: Path, results, timing, sizes, names, labels, args, label, base,
-                  variants, mach: str, wall: float) -> dict:
+                  variants, mach: str, wall: float, held_out=None) -> dict:
     classes = sorted({labels[n][0] for n in names})
     frames_text = f"first {args.max_frames} frames each" if args.max_frames else "all frames"
     lines = [f"# Single-frame detection vs confirmed tracks, real IR video "
@@ -371,6 +406,7 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
              f"confirm {base.confirm_m}/{base.confirm_n}, coast {base.coast_s:g} s, min hit rate "
              f"{base.min_hit_rate:g}), fed at the score in the row.", ""]
     goal = {}
+    header_end = len(lines)
     for size in sizes:
         res = results[size]
         det_ms, trk_ms = timing[size]
@@ -427,6 +463,21 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                         lines.append(f"| {group} | {kind} | {v:g} | {pd:.3f} | {fa:.3f} | "
                                      f"{c[0]} |")
         lines.append("")
+    if held_out is not None:
+        best_in = max(held_out["in_sample"].items(), key=lambda kv: (kv[1] == kv[1], kv[1]))
+        picks = ", ".join(f"{v} x{c}" for v, c in list(held_out["picks"].items())[:6])
+        lines[header_end:header_end] = [
+                  f"## Held-out check at {held_out['input_size']} (tuned on other videos)", "",
+                  f"{len(held_out['in_sample'])} tracker settings (`--select`); each of "
+                  f"{held_out['folds']} folds of videos (dealt within each class) is scored "
+                  f"with the setting that has the best goal gain on the other folds; the "
+                  f"held-out frames of all folds are pooled and judged against single-frame "
+                  f"detection at 0.1 (benchmarks/tracking_select.py). Over "
+                  f"{held_out['repeats']} shuffles of the folds the held-out gain is "
+                  f"**{held_out['mean']:+.1f}** points on average ({held_out['min']:+.1f} to "
+                  f"{held_out['max']:+.1f}; goal +10). For comparison, the best setting "
+                  f"picked and scored on all videos: {best_in[0]} {best_in[1]:+.1f}. Picked "
+                  f"most often: {picks}.", ""]
     lines += ["Scoring: a labelled frame is detected when a reported position lies within "
               "max(8 px, half the label box's diagonal) of the label box's centre; every "
               "other reported position is a false alarm. 'single': detections with score >= "

@@ -34,22 +34,27 @@ def test_ir_labels_and_scoring_rule(tmp_path):
     assert tracking_ir.score_frames(reports, centres, radii) == (2, 1, 2)
 
 
-@needs_onnx
-def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
-    data = tmp_path / "ir"
-    (data / "videos").mkdir(parents=True)
-    (data / "labels").mkdir()
-    scene = SyntheticScene(320, 256, targets=1, seed=5)
-    writer = cv2.VideoWriter(str(data / "videos" / "IR_DRONE_001.mp4"),
+def write_labelled_video(data: Path, name: str, cls: str, seed: int, frames: int = 20) -> None:
+    """A synthetic 320x256 clip with one target, labelled as the IR videos are (frame 7
+    unlabelled)."""
+    (data / "videos").mkdir(parents=True, exist_ok=True)
+    (data / "labels").mkdir(exist_ok=True)
+    scene = SyntheticScene(320, 256, targets=1, seed=seed)
+    writer = cv2.VideoWriter(str(data / "videos" / f"{name}.mp4"),
                              cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 256))
     boxes = []
-    for t in range(20):
+    for t in range(frames):
         writer.write(cv2.cvtColor(scene.frame(t), cv2.COLOR_GRAY2BGR))
         x1, y1, x2, y2 = (float(v) for v in scene.ground_truth(t)[0])
         boxes.append([x1 + 0.5, y1 + 0.5, x2 - x1, y2 - y1] if t != 7 else None)
     writer.release()
-    (data / "labels" / "IR_DRONE_001.json").write_text(json.dumps(
-        {"class": "drone", "boxes": boxes}))
+    (data / "labels" / f"{name}.json").write_text(json.dumps({"class": cls, "boxes": boxes}))
+
+
+@needs_onnx
+def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
+    data = tmp_path / "ir"
+    write_labelled_video(data, "IR_DRONE_001", "drone", seed=5)
     args = ["--data", str(data), "--input-sizes", "640x512", "--variants", "default;min_move=2",
             "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
     assert tracking_ir.main(args) == 0
@@ -69,6 +74,28 @@ def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
     assert tracking_ir.main(args) == 0
     again = json.loads((tmp_path / "out" / "results.json").read_text())["counts"]["640x512"]
     assert again == counts
+    # a held-out check needs at least as many videos as folds
+    with pytest.raises(SystemExit, match="needs at least as many videos"):
+        tracking_ir.main(args + ["--select", "default;min_move=1|2", "--select-folds", "2"])
+    capsys.readouterr()
+
+
+@needs_onnx
+def test_tracking_ir_held_out_check(tmp_path, capsys):
+    data = tmp_path / "ir"
+    write_labelled_video(data, "IR_DRONE_001", "drone", seed=5)
+    write_labelled_video(data, "IR_BIRD_001", "bird", seed=6)
+    assert tracking_ir.main(["--data", str(data), "--input-sizes", "640x512", "--variants",
+                             "default", "--select", "default;min_move=1|2",
+                             "--select-folds", "2", "--select-repeats", "3",
+                             "--cache", str(tmp_path / "cache"),
+                             "--out", str(tmp_path / "out")]) == 0
+    held = json.loads((tmp_path / "out" / "results.json").read_text())["held_out"]
+    assert held["folds"] == 2 and held["repeats"] == 3 and len(held["gains"]) == 3
+    assert set(held["in_sample"]) == {"default", "min_move=1", "min_move=2"}
+    assert sum(held["picks"].values()) == 2 * 3  # one pick per fold and shuffle
+    assert held["input_size"] == "640x512"
+    assert "Held-out check at 640x512" in (tmp_path / "out" / "summary.md").read_text()
     capsys.readouterr()
 
 

@@ -117,6 +117,17 @@ PRESETS: Dict[str, Preset] = {
                 "are padded to 32 there)"
             ),
         ),
+        replace(
+            _V2,
+            name="oscar-edge-v2-h16-d4",
+            head_channels=16,
+            coarse_tower_depth=4,
+            refine_tower_depth=4,
+            notes=(
+                "experiment (README, \"Deploy-first v2\"): oscar-edge-v2-h16 with the spec's "
+                "4-conv towers, depth bought back with the time the narrower head saves"
+            ),
+        ),
     )
 }
 

@@ -29,7 +29,7 @@ def _randomise_bn(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize("preset", ["oscar-edge-v2", "oscar-edge-v2-h16", "oscar-edge"])
+@pytest.mark.parametrize("preset", ["oscar-edge-v2", "oscar-edge-v2-h16", "oscar-edge-v2-h16-d4", "oscar-edge"])
 def test_folding_keeps_the_function(preset):
     torch.manual_seed(0)
     model = _randomise_bn(build_model(preset)).eval()

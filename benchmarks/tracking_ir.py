@@ -57,7 +57,7 @@ sys.path.insert(0, str(_HERE))
 
 import numpy as np  # noqa: E402
 
-from tracking_select import expand_grid, nested_cv  # noqa: E402
+from tracking_select import expand_grid, nested_cv, pd_at, rates  # noqa: E402
 
 THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 FEED = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
@@ -239,17 +239,6 @@ def add(acc: Dict[str, List[int]], key: str, counts: Tuple[int, int, int]) -> No
     a = acc.setdefault(key, [0, 0, 0])
     for i, v in enumerate(counts):
         a[i] += v
-
-
-def rates(c: Sequence[int]) -> Tuple[float, float]:
-    """(Pd, false alarms per labelled frame)."""
-    return (c[1] / c[0], c[2] / c[0]) if c[0] else (float("nan"), float("nan"))
-
-
-def pd_at(curve: List[Tuple[float, float, str]], fa_max: float) -> Tuple[float, str]:
-    """Best Pd of a curve's points (pd, fa, label) with fa <= fa_max."""
-    ok = [(pd, lab) for pd, fa, lab in curve if fa <= fa_max + 1e-12]
-    return max(ok) if ok else (float("nan"), "none")
 
 
 # --------------------------------------------------------------------------------------------

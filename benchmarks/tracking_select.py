@@ -71,17 +71,25 @@ def _pool(rows: Sequence[Counts]) -> List[int]:
     return acc
 
 
-def _rates(c: Counts) -> Tuple[float, float]:
+def rates(c: Counts) -> Tuple[float, float]:
+    """(Pd, false alarms per labelled frame) of counts."""
     return (c[1] / c[0], c[2] / c[0]) if c[0] else (float("nan"), float("nan"))
+
+
+def pd_at(curve: Sequence[Tuple[float, float, str]], fa_max: float) -> Tuple[float, str]:
+    """(best Pd, its label) of a curve's points (pd, fa, label) with fa <= fa_max; the goal's
+    rule for "at no more false alarms". (NaN, "none") when no point is that quiet."""
+    ok = [(pd, lab) for pd, fa, lab in curve if fa <= fa_max + 1e-12]
+    return max(ok) if ok else (float("nan"), "none")
 
 
 def gain(ref: Counts, curve: Mapping[object, Counts]) -> float:
     """Goal gain in Pd points: the best Pd of the feed points whose false alarms per frame
     do not exceed those of ``ref`` (single-frame detection at 0.1), minus ``ref``'s Pd;
     NaN when no feed point is that quiet."""
-    pd0, fa0 = _rates(ref)
-    ok = [pd for pd, fa in (_rates(c) for c in curve.values()) if fa <= fa0 + 1e-12]
-    return 100.0 * (max(ok) - pd0) if ok else float("nan")
+    pd0, fa0 = rates(ref)
+    pd, _ = pd_at([(*rates(c), str(f)) for f, c in curve.items()], fa0)
+    return 100.0 * (pd - pd0)
 
 
 def _pooled_curve(per: PerVideo, names: Sequence[str], pick: Mapping[str, str]

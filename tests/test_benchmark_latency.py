@@ -633,3 +633,35 @@ def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
     # each row's GFLOP/s uses its own model's MACs
     assert base["gflop_mac_per_image"] > main["gflop_mac_per_image"]
     assert "### vs baseline (`oscar-edge`" in p.stdout and f"{ratio:.2f}x" in p.stdout
+
+
+def test_only_the_measured_model_is_alive_while_timed(tmp_path, sirst_root, monkeypatch):
+    """Every row closes its sessions before the next row is timed: an idle session of an earlier
+    row (its thread pools) must not share the CPU with the one being measured."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from latency_bench import run as run_mod
+
+    monkeypatch.setenv("OSCAR_DATA", str(sirst_root))
+    seen: list = []
+    open_at_entry: list = []
+    real = run_mod.measure_one
+
+    def spy(name, hw, batches, greys, src, args, data, work, handles, *rest, **kw):
+        if all(h is not handles for h in seen):
+            seen.append(handles)
+        open_at_entry.append(sum(len(h) for h in seen))
+        return real(name, hw, batches, greys, src, args, data, work, handles, *rest, **kw)
+
+    monkeypatch.setattr(run_mod, "measure_one", spy)
+    shipped = Path(__file__).resolve().parents[1] / "oscar_edge" / "weights" / "oscar-edge.pt"
+    rc = cli.main(["--backends", "ort,openvino", "--preset", "oscar-edge-v2",
+                   "--baseline-checkpoint", str(shipped), "--sizes", "160x128,128x96",
+                   "--runs", "2", "--warmup", "1", "--frames", "2", "--threads", "1",
+                   "--no-jetson", "--work-dir", str(tmp_path / "w"),
+                   "--json", str(tmp_path / "out.json")])
+    assert rc == 0
+    rows = json.loads((tmp_path / "out.json").read_text())["results"]
+    assert len(open_at_entry) == len(rows) >= 4  # main and baseline rows, two sizes
+    assert open_at_entry == [0] * len(rows)
+    assert all(len(h) == 0 for h in seen)  # nothing left open at the end either

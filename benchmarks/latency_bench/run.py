@@ -165,6 +165,10 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
                 results.append(measure_one(name, hw, batches, greys, src, args, data, work,
                                            handles, sampler, idle_mw, trtexec,
                                            failed.get((name, size_label(hw))), hint))
+                # Only the measured model is alive while it is timed: an idle session of an
+                # earlier row keeps thread pools (ONNX Runtime's spin, OpenVINO's streams) that
+                # slowed the next rows by up to 45 % on a 2-core machine.
+                close_all(handles)
                 if base is not None:  # the baseline model right after, same backend and size
                     r = measure_one(name, hw, batches, greys, base, args, data, work,
                                     base_handles, sampler, idle_mw, {},
@@ -172,9 +176,7 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
                     r["backend"] = f"{name} {BASELINE_TAG}"
                     r["baseline_of"] = name
                     results.append(r)
-            for hs in (handles, base_handles):
-                for key in [k for k in hs if BACKEND_TABLE[_key_name(k)].per_size]:  # static
-                    hs.pop(key).close()
+                    close_all(base_handles)
     finally:
         for h in list(handles.values()) + list(base_handles.values()):
             h.close()
@@ -205,10 +207,6 @@ BASELINE_TAG = "[baseline]"
 
 def _handle_key(name: str, hint: Optional[str]) -> str:
     return name if hint is None else f"{name}|{hint}"
-
-
-def _key_name(key: str) -> str:
-    return key.split("|", 1)[0]
 
 
 def baseline_source(args: argparse.Namespace, work: Path):
@@ -245,6 +243,12 @@ def add_baseline_ratios(results: List[Dict[str, object]], baseline: Dict[str, ob
                                                      / b["model_only"]["stats"]["p50_ms"])
             r["ratios"]["full_path_vs_baseline"] = (r["full_path"]["total"]["p50_ms"]
                                                     / b["full_path"]["total"]["p50_ms"])
+
+
+def close_all(handles: Dict[str, Handle]) -> None:
+    """Close and forget every open handle (its session, engine and threads)."""
+    for key in list(handles):
+        handles.pop(key).close()
 
 
 def measure_one(name: str, hw: Tuple[int, int], batches, greys, src: ModelSource,

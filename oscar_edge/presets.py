@@ -48,17 +48,30 @@ class Preset:
     reference_params: Optional[float] = None
 
 
-# The deploy-first v2; its experimental variants below are copies with one change.
-_V2 = Preset(
-    name="oscar-edge-v2",
+# The project's own design; the deploy-first v2 keeps its backbone and FPN.
+_EDGE = Preset(
+    name="oscar-edge",
     stem_channels=(16, 32),
     stage_channels=(32, 64, 128, 256),
     stage_depths=(1, 1, 1, 1),
     fpn_channels=32,
-    head_channels=24,
+    head_channels=32,
     coarse_tower_depth=2,
     refine_tower_depth=2,
-    norm="bn",
+    gn_groups=8,
+    notes=(
+        "project design for Jetson/CPU: light 2-conv stem without max-pool, "
+        "ResNet-style BasicBlock stages (1,1,1,1) of width 32-256, FPN width 32, "
+        "head width 32 (= F, not F/2), 2-conv towers, GroupNorm(8)"
+    ),
+)
+
+# The deploy-first v2; its experimental variants below are copies with one change.
+_V2 = replace(
+    _EDGE,
+    name="oscar-edge-v2",
+    head_channels=24,
+    norm="bn",  # gn_groups is unused with BatchNorm
     notes=(
         "deploy-first oscar-edge: the same backbone and FPN, head towers of width 24 "
         "with BatchNorm + ReLU (folded into the convolutions at export: the graph is "
@@ -90,22 +103,7 @@ PRESETS: Dict[str, Preset] = {
             notes="released configuration (DeepInfrared oscar_r18_p2_128)",
             reference_params=12.58e6,
         ),
-        Preset(
-            name="oscar-edge",
-            stem_channels=(16, 32),
-            stage_channels=(32, 64, 128, 256),
-            stage_depths=(1, 1, 1, 1),
-            fpn_channels=32,
-            head_channels=32,
-            coarse_tower_depth=2,
-            refine_tower_depth=2,
-            gn_groups=8,
-            notes=(
-                "project design for Jetson/CPU: light 2-conv stem without max-pool, "
-                "ResNet-style BasicBlock stages (1,1,1,1) of width 32-256, FPN width 32, "
-                "head width 32 (= F, not F/2), 2-conv towers, GroupNorm(8)"
-            ),
-        ),
+        _EDGE,
         _V2,
         replace(
             _V2,

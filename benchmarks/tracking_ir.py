@@ -40,7 +40,6 @@ that is best on the other folds (benchmarks/tracking_select.py). Writes ``summar
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import json
 import math
@@ -211,13 +210,11 @@ def track_reports(boxes, scores, motion: np.ndarray, cfg, size: Tuple[int, int]
 
 
 def halves(names: Sequence[str], labels) -> Dict[str, str]:
-    """Video -> "half A" / "half B": alternately within each class (sorted by name), so that
-    a setting picked on one half can be checked on the other."""
-    out: Dict[str, str] = {}
-    for cls in sorted({labels[n][0] for n in names}):
-        for i, n in enumerate(sorted(n for n in names if labels[n][0] == cls)):
-            out[n] = "half A" if i % 2 == 0 else "half B"
-    return out
+    """Video -> "half A" / "half B" (oscar_edge.data.video.halves: alternately within each
+    class), so that a setting picked on one half can be checked on the other."""
+    from oscar_edge.data.video import halves as video_halves
+
+    return {n: f"half {h}" for n, h in video_halves({n: labels[n][0] for n in names}).items()}
 
 
 def single_frame_ref(res: Dict[str, list], group: str) -> Tuple[float, float]:
@@ -247,13 +244,18 @@ def main(argv=None) -> int:
                                                        "ir-video"))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=default_data)
-    p.add_argument("--videos", default="", help="comma-separated names (default: all)")
+    p.add_argument("--videos", default="all",
+                   help="all, half:A, half:B (alternate videos of each class, as the halves "
+                        "below) or comma-separated names (default %(default)s)")
     p.add_argument("--max-frames", type=int, default=0, help="first N frames per video (0: all)")
     p.add_argument("--input-sizes", default="640x512,fit,1280x1024,320x256",
                    help="comma-separated: fit (the evaluation's keep-ratio fit) or WxH; the "
                         "first one gives the headline figures (default: 640x512 first, what "
                         "oscar-edge run uses for these 320x256 videos)")
     p.add_argument("--backend", default="auto")
+    p.add_argument("--model", default=None,
+                   help="ONNX graph to run instead of the shipped model (e.g. one fine-tuned "
+                        "with oscar-edge train --video-data); its cache is keyed by content")
     p.add_argument("--precision", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--floor", type=float, default=0.02, help="lowest score cached")
@@ -275,14 +277,17 @@ def main(argv=None) -> int:
 
     from oscar_edge.backends.base import close_backend
     from oscar_edge.backends.factory import create_backend
+    from oscar_edge.data.video import select_videos
     from oscar_edge.pipeline import Detector
     from oscar_edge.sizes import parse_size
     from oscar_edge.track import TrackerConfig
     from tracking_common import machine
 
     data = Path(args.data)
-    names = [v.strip() for v in args.videos.split(",") if v.strip()] or sorted(
-        Path(f).stem for f in glob.glob(str(data / "labels" / "*.json")))
+    try:
+        names = select_videos(data, args.videos)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"tracking_ir: {exc}")
     if not names:
         raise SystemExit(f"tracking_ir: no labels in {data / 'labels'}")
     sizes = [v.strip() for v in args.input_sizes.split(",") if v.strip()]
@@ -296,8 +301,11 @@ def main(argv=None) -> int:
     if candidates and args.select_folds > len(names):
         raise SystemExit(f"tracking_ir: --select-folds {args.select_folds} needs at least as "
                          f"many videos, got {len(names)}")
-    choice = create_backend(args.backend, threads=args.threads, precision=args.precision)
+    choice = create_backend(args.backend, model=args.model, threads=args.threads,
+                            precision=args.precision)
     tag = f"{choice.label}"
+    if args.model:  # a graph of the same file name may hold other weights
+        tag += "|" + hashlib.sha1(Path(args.model).read_bytes()).hexdigest()[:16]
     started = time.monotonic()
     labels = {n: load_labels(data / "labels" / f"{n}.json") for n in names}
     fold = halves(names, labels)

@@ -18,6 +18,11 @@ Options of the deploy-first recipe (README, "Training"): ``--ema DECAY`` keeps a
 moving average of the weights and buffers (torch.optim.swa_utils.AveragedModel); validation
 then evaluates the EMA weights and ``best.pt`` holds them. ``--scale-jitter 0.5,2`` takes each
 crop at a random scale between 0.5x and 2x of the inference scale (log-uniform).
+
+Fine-tuning on labelled video (README, "Fine-tuning on video"): ``--init CHECKPOINT`` starts
+from trained weights; ``--video-data DIR`` adds every ``--video-every``-th labelled frame of
+the ``--videos`` of a folder in the layout of ``../shared/data/ir-video`` to the training
+images, each frame at the scale the runtime gives it. Validation stays on ``--val-split``.
 """
 from __future__ import annotations
 
@@ -76,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-jitter", default="1,1", metavar="LO,HI",
                    help="random crop scale range relative to the inference scale, log-uniform "
                         "(default 1,1: none; e.g. 0.5,2)")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="fine-tune: start from these weights (same preset) instead of a random "
+                        "start, e.g. oscar_edge/weights/oscar-edge.pt")
+    p.add_argument("--video-data", default=None, metavar="DIR",
+                   help="also train on labelled video in the layout of ../shared/data/ir-video "
+                        "(videos/NAME.mp4, labels/NAME.json; README, fine-tuning on video), "
+                        "frames resized as oscar-edge run resizes them")
+    p.add_argument("--videos", default="all",
+                   help="with --video-data: all, half:A, half:B (alternate videos of each "
+                        "class) or comma-separated names (default %(default)s)")
+    p.add_argument("--video-every", type=int, default=10, metavar="N",
+                   help="with --video-data: every N-th labelled frame (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--max-iters-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -124,6 +141,23 @@ def parse_scale_range(text: str) -> tuple:
     return lo, hi
 
 
+def video_frames(root: str, videos: str, every: int):
+    """The labelled video frames ``--video-data`` adds; UserError (one line) for bad input."""
+    from .data.annotations import AnnotationError
+    from .data.video import select_videos, training_frames
+
+    if every < 1:
+        raise UserError(f"--video-every must be >= 1, got {every}")
+    try:
+        names = select_videos(root, videos)
+        if not names:
+            raise UserError(f"--video-data {root}: no labelled videos selected by "
+                            f"--videos {videos}")
+        return training_frames(root, names, every)
+    except (FileNotFoundError, ValueError, AnnotationError) as exc:
+        raise UserError(f"--video-data: {exc}") from None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     return run_cli(lambda: train(args))
@@ -164,7 +198,14 @@ def train(args: argparse.Namespace) -> int:
     use_amp = device.type == "cuda"
     torch.manual_seed(args.seed)
 
-    model = build_model(args.preset).to(device)
+    model = build_model(args.preset)
+    if args.init and not args.resume:
+        init = ckpt.read(args.init)
+        if init["preset"] != args.preset:
+            raise UserError(f"--init {args.init} holds preset {init['preset']}, not "
+                            f"--preset {args.preset}")
+        model.load_state_dict(init["state_dict"])
+    model = model.to(device)
     ema = None
     if args.ema:
         from torch.optim.swa_utils import AveragedModel
@@ -190,14 +231,21 @@ def train(args: argparse.Namespace) -> int:
     else:
         (out / "args.json").write_text(json.dumps(vars(args), indent=2) + "\n")
 
+    frames = (video_frames(args.video_data, args.videos, args.video_every)
+              if args.video_data else [])
     train_set = SirstTrainDataset(args.data, args.train_split, crop=crop, seed=args.seed,
                                   progress=True, scale_range=scale_range)
+    n_images = len(train_set)
+    if frames:
+        train_set.add_frames([(g, b) for _, g, b in frames])
+        print(f"added {len(frames)} labelled video frames (every {args.video_every}-th of "
+              f"{args.videos} under {args.video_data}) to {n_images} images")
     val_samples = load_samples(args.data, args.val_split)
     iters_per_epoch = len(train_set) // args.batch_size
     if args.max_iters_per_epoch:
         iters_per_epoch = min(iters_per_epoch, args.max_iters_per_epoch)
     total = iters_per_epoch * args.epochs
-    print(f"training {args.preset} on {args.train_split} ({len(train_set)} images, "
+    print(f"training {args.preset} on {args.train_split} ({len(train_set)} images/frames, "
           f"{iters_per_epoch} iterations/epoch, {args.epochs} epochs) on {device}")
 
     for epoch in range(start_epoch, args.epochs):

@@ -198,3 +198,24 @@ class SleepyOutput:
 
     def close(self):
         pass
+
+
+def write_labelled_video(data: Path, name: str, cls: str, seed: int, frames: int = 20) -> None:
+    """A synthetic 320x256 clip with one target, labelled as the IR videos are (frame 7
+    unlabelled)."""
+    import cv2
+
+    from oscar_edge.io.synthetic import SyntheticScene
+
+    (data / "videos").mkdir(parents=True, exist_ok=True)
+    (data / "labels").mkdir(exist_ok=True)
+    scene = SyntheticScene(320, 256, targets=1, seed=seed)
+    writer = cv2.VideoWriter(str(data / "videos" / f"{name}.mp4"),
+                             cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 256))
+    boxes = []
+    for t in range(frames):
+        writer.write(cv2.cvtColor(scene.frame(t), cv2.COLOR_GRAY2BGR))
+        x1, y1, x2, y2 = (float(v) for v in scene.ground_truth(t)[0])
+        boxes.append([x1 + 0.5, y1 + 0.5, x2 - x1, y2 - y1] if t != 7 else None)
+    writer.release()
+    (data / "labels" / f"{name}.json").write_text(json.dumps({"class": cls, "boxes": boxes}))

@@ -6,12 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
-from oscar_edge.io.synthetic import SyntheticScene
-from run_helpers import needs_onnx
+from run_helpers import needs_onnx, write_labelled_video
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -32,23 +30,6 @@ def test_ir_labels_and_scoring_rule(tmp_path):
                np.array([[0.0, 0.0]]),                # unlabelled frame: not scored
                np.array([[114.5, 145.0], [0, 0]])]    # 25.5 px > 25: missed, 2 false alarms
     assert tracking_ir.score_frames(reports, centres, radii) == (2, 1, 2)
-
-
-def write_labelled_video(data: Path, name: str, cls: str, seed: int, frames: int = 20) -> None:
-    """A synthetic 320x256 clip with one target, labelled as the IR videos are (frame 7
-    unlabelled)."""
-    (data / "videos").mkdir(parents=True, exist_ok=True)
-    (data / "labels").mkdir(exist_ok=True)
-    scene = SyntheticScene(320, 256, targets=1, seed=seed)
-    writer = cv2.VideoWriter(str(data / "videos" / f"{name}.mp4"),
-                             cv2.VideoWriter_fourcc(*"mp4v"), 30, (320, 256))
-    boxes = []
-    for t in range(frames):
-        writer.write(cv2.cvtColor(scene.frame(t), cv2.COLOR_GRAY2BGR))
-        x1, y1, x2, y2 = (float(v) for v in scene.ground_truth(t)[0])
-        boxes.append([x1 + 0.5, y1 + 0.5, x2 - x1, y2 - y1] if t != 7 else None)
-    writer.release()
-    (data / "labels" / f"{name}.json").write_text(json.dumps({"class": cls, "boxes": boxes}))
 
 
 @needs_onnx

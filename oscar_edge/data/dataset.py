@@ -14,7 +14,7 @@ inference size -> normalise (the constants of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -23,7 +23,8 @@ from torch.utils.data import Dataset
 
 from ..metrics import noco_map
 from ..postprocess import REFINE_STRIDE
-from ..preprocess import FIT_SIZE, fit_scale, normalize, read_grey, resized_shape
+from ..preprocess import (FIT_SIZE, fit_scale, frame_input_size, letterbox_for, normalize,
+                          read_grey, resized_shape)
 from .annotations import Sample, load_samples
 
 
@@ -34,17 +35,32 @@ class _Cached:
     boxes: np.ndarray  # (N, 4) float32, resized coordinates
 
 
-def _load_resized(sample: Sample, fit: Tuple[int, int]) -> _Cached:
-    grey = read_grey(sample.image_path)
-    noco = noco_map(grey, sample.boxes)
+def _resize_entry(grey: np.ndarray, boxes: np.ndarray, rh: int, rw: int) -> _Cached:
+    """NoCo map at the original resolution, then image (linear) and map (nearest-exact)
+    resized to (rh, rw), boxes scaled with them."""
+    noco = noco_map(grey, boxes)
     h, w = grey.shape
-    rh, rw = resized_shape(h, w, fit_scale(h, w, fit))
     grey_r = cv2.resize(grey, (rw, rh), interpolation=cv2.INTER_LINEAR)
     noco_r = cv2.resize(noco, (rw, rh), interpolation=cv2.INTER_NEAREST_EXACT)
-    boxes = sample.boxes.copy()
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
     boxes[:, 0::2] *= rw / w
     boxes[:, 1::2] *= rh / h
     return _Cached(grey_r, noco_r.astype(np.float16), boxes)
+
+
+def _load_resized(sample: Sample, fit: Tuple[int, int]) -> _Cached:
+    grey = read_grey(sample.image_path)
+    h, w = grey.shape
+    rh, rw = resized_shape(h, w, fit_scale(h, w, fit))
+    return _resize_entry(grey, sample.boxes, rh, rw)
+
+
+def _runtime_resized(grey: np.ndarray, boxes: np.ndarray) -> _Cached:
+    """A frame resized as ``oscar-edge run`` resizes it (``letterbox_for`` with the runtime's
+    small-source rule: 320x256 frames go to 640x512, larger ones to the fit)."""
+    h, w = grey.shape
+    rh, rw = letterbox_for(h, w, input_size=frame_input_size(h, w, None, True)).resized
+    return _resize_entry(grey, boxes, rh, rw)
 
 
 def noco_on_p2(noco: np.ndarray) -> np.ndarray:
@@ -83,11 +99,19 @@ class SirstTrainDataset(Dataset):
             items = tqdm(items, desc=f"caching {split}", unit="img")
         self.cache: List[_Cached] = [_load_resized(s, fit) for s in items]
 
+    def add_frames(self, frames: Sequence[Tuple[np.ndarray, np.ndarray]]) -> int:
+        """Add (grey (H, W) uint8, (N, 4) xyxy boxes) frames, e.g. of labelled video
+        (``oscar_edge.data.video.training_frames``), each resized as the runtime resizes a
+        frame of its size; crops are then drawn from them like from the images. Returns the
+        new length."""
+        self.cache.extend(_runtime_resized(g, b) for g, b in frames)
+        return len(self.cache)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.cache)
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng((self.seed, self.epoch, index))

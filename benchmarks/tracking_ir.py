@@ -374,7 +374,7 @@ def main(argv=None) -> int:
          "backend": choice.label, "counts": results, "timing_ms": timing,
          "counts_format": "[labelled frames, detected frames, false alarms]",
          "goal": summary, "held_out": held_out}, indent=1) + "\n")
-    plot(out / "pd_fa.png", results, sizes, variants)
+    plot(out / "pd_fa.png", results, sizes, variants, clips=len(names))
     print((out / "summary.md").read_text())
     return 0
 
@@ -485,7 +485,7 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
     return goal
 
 
-def plot(path: Path, results, sizes, variants) -> None:
+def plot(path: Path, results, sizes, variants, clips: int = 71) -> None:
     """One panel per input size: Pd against false alarms per frame, single-frame detections
     and every tracker variant, one shared legend."""
     try:
@@ -532,7 +532,7 @@ def plot(path: Path, results, sizes, variants) -> None:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
-    fig.suptitle("IR video, 71 clips: single-frame detections vs confirmed tracks "
+    fig.suptitle(f"IR video, {clips} clips: single-frame detections vs confirmed tracks "
                  "(dotted line: false alarms of single-frame at 0.1; bar: +10 points)",
                  fontsize=9)
     fig.tight_layout(rect=(0, 0.04 + 0.025 * ((len(kinds) + 1) // 2) / rows, 1, 0.97))

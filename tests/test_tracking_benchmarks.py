@@ -86,3 +86,46 @@ def test_tracking_cost_script_runs(capsys):
     assert tracking_cost.main(["--frames", "40", "--targets", "10", "--motion-frames", "3"]) == 0
     out = capsys.readouterr().out
     assert "Tracker.update" in out and "Goal track stage p50 < 1 ms" in out
+
+
+def _run_dir(path: Path, videos, counts, size="640x512", held=None):
+    path.mkdir(parents=True)
+    (path / "results.json").write_text(json.dumps({
+        "videos": videos, "input_sizes": [size], "counts": {size: counts}, "held_out": held}))
+    return path
+
+
+def test_tracking_ir_pool_sums_disjoint_runs(tmp_path, capsys):
+    import tracking_ir_pool
+
+    # two halves; counts are [labelled frames, detected frames, false alarms]
+    a = _run_dir(tmp_path / "a", ["V1"], {
+        "overall|single|0.1": [100, 60, 10], "drone|single|0.1": [100, 60, 10],
+        "overall|tracks default|0.05": [100, 80, 5], "overall|tracks default|0.1": [100, 70, 2],
+        "half A|single|0.1": [50, 30, 5]},
+        held={"mean": 3.0, "min": 1.0, "max": 5.0})
+    b = _run_dir(tmp_path / "b", ["V2"], {
+        "overall|single|0.1": [300, 240, 10], "bird|single|0.1": [300, 240, 10],
+        "overall|tracks default|0.05": [300, 270, 40], "overall|tracks default|0.1": [300, 255, 8]})
+    out = tmp_path / "out"
+    assert tracking_ir_pool.main(["--pool", f"p={a},{b}", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["p"]
+    assert res["videos"] == ["V1", "V2"]
+    assert res["counts"]["overall|single|0.1"] == [400, 300, 20]
+    assert "half A|single|0.1" not in res["counts"]
+    # single frames at 0.1: Pd 0.75 at 0.05 false alarms per frame; tracks fed at 0.05 have
+    # 45 / 400 = 0.1125 (too many), fed at 0.1: 10 / 400 = 0.025 with Pd 325 / 400 = 0.8125
+    g = res["goal"]["default"]
+    assert g["single_pd"] == pytest.approx(0.75) and g["single_fa"] == pytest.approx(0.05)
+    assert g["tracks_pd"] == pytest.approx(0.8125) and g["feed"] == "0.1"
+    assert g["gain_points"] == pytest.approx(6.25)
+    text = (out / "summary.md").read_text()
+    assert "+6.2 points" in text and "bird 0.800 / 0.033" in text and "+3.0 (+1.0 to +5.0)" in text
+    with pytest.raises(SystemExit, match="repeats videos"):
+        tracking_ir_pool.main(["--pool", f"p={a},{a}", "--out", str(out)])
+    c = _run_dir(tmp_path / "c", ["V3"], {"overall|single|0.1": [1, 1, 0]}, size="fit")
+    with pytest.raises(SystemExit, match="share their headline input size"):
+        tracking_ir_pool.main(["--pool", f"p={a},{c}", "--out", str(out)])
+    with pytest.raises(SystemExit, match="NAME=DIR"):
+        tracking_ir_pool.main(["--pool", "nodirs", "--out", str(out)])
+    capsys.readouterr()

@@ -145,8 +145,8 @@ def plot(path: Path, results: dict) -> None:
             if not pts:
                 continue
             pd, fa, _ = zip(*sorted(pts, key=lambda q: q[1]))
-            ax.plot(fa, pd, style, color=col, marker="o", ms=3,
-                    label=f"{name}: {'single frames' if kind == 'single' else 'tracks, default settings'}")
+            what = "single frames" if kind == "single" else "tracks, default settings"
+            ax.plot(fa, pd, style, color=col, marker="o", ms=3, label=f"{name}: {what}")
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlabel("false alarms per labelled frame")
     ax.set_ylabel("Pd (labelled frames with the target found)")

@@ -1,4 +1,6 @@
-"""SIRST-V2 datasets for training (random crops) and evaluation (whole images). Needs torch.
+"""SIRST-V2 datasets for training (random crops) and evaluation (whole images), plus labelled
+video frames added with ``SirstTrainDataset.add_frames`` (``oscar-edge train --video-data``).
+Needs torch.
 
 Training pipeline per image (spec section 5, with CPU-speed crops: README, "Training and the
 shipped model"):

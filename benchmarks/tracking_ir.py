@@ -98,18 +98,17 @@ FPS = 30.0
 # --------------------------------------------------------------------------------------------
 def load_labels(path: Path) -> Tuple[str, np.ndarray, np.ndarray]:
     """(class, centres (F, 2) px 0-based with NaN where unlabelled, radii (F,) px) of a label
-    file; radius = max(8 px, half the box diagonal)."""
-    d = json.loads(path.read_text())
-    n = len(d["boxes"])
-    centres = np.full((n, 2), np.nan)
-    radii = np.full(n, np.nan)
-    for i, b in enumerate(d["boxes"]):
-        if b is None:
-            continue
-        x, y, w, h = (float(v) for v in b)
-        centres[i] = (x - 0.5 + w / 2.0, y - 0.5 + h / 2.0)
-        radii[i] = max(MIN_RADIUS, 0.5 * math.hypot(w, h))
-    return str(d["class"]), centres, radii
+    file (read by oscar_edge.data.video.read_video_labels); radius = max(8 px, half the box
+    diagonal)."""
+    from oscar_edge.data.video import read_video_labels
+
+    lab = read_video_labels(path)
+    x, y, w, h = lab.xywh.T
+    centres = np.stack([x - 0.5 + w / 2.0, y - 0.5 + h / 2.0], axis=1)
+    # math.hypot, not np.hypot: the two differ in the last bit, and the recorded figures used it
+    radii = np.array([max(MIN_RADIUS, 0.5 * math.hypot(a, b)) if math.isfinite(a) else math.nan
+                      for a, b in zip(w, h)])
+    return lab.cls, centres, radii
 
 
 def score_frames(reports: Sequence[np.ndarray], centres: np.ndarray,

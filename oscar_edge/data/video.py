@@ -30,16 +30,24 @@ HALF_NAMES: Tuple[str, str] = ("A", "B")
 
 @dataclass
 class VideoLabels:
-    """One video's labels: name, class, and (F, 4) float32 xyxy boxes (NaN rows: unlabelled)."""
+    """One video's labels: name, class, and (F, 4) float64 ``xywh`` as written in the file
+    (MATLAB ``[x, y, w, h]``, 1-based; NaN rows: unlabelled)."""
 
     name: str
     cls: str
-    boxes: np.ndarray = field(repr=False)
+    xywh: np.ndarray = field(repr=False)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(F, 4) float64 xyxy in pixel-index coordinates, ``(x - 1, y - 1, x - 1 + w,
+        y - 1 + h)`` (NaN rows: unlabelled)."""
+        x, y, w, h = self.xywh.T
+        return np.stack([x - 1.0, y - 1.0, x - 1.0 + w, y - 1.0 + h], axis=1)
 
     @property
     def labelled(self) -> np.ndarray:
         """Indices of the frames that carry a label."""
-        return np.flatnonzero(np.isfinite(self.boxes[:, 0]))
+        return np.flatnonzero(np.isfinite(self.xywh[:, 0]))
 
 
 def read_video_labels(path: PathLike) -> VideoLabels:
@@ -56,7 +64,7 @@ def read_video_labels(path: PathLike) -> VideoLabels:
                               ) from None
     if not isinstance(entries, list):
         raise AnnotationError(f"{path}: 'boxes' must be a list, one entry per frame")
-    boxes = np.full((len(entries), 4), np.nan, np.float32)
+    xywh = np.full((len(entries), 4), np.nan)
     for i, b in enumerate(entries):
         if b is None:
             continue
@@ -67,8 +75,8 @@ def read_video_labels(path: PathLike) -> VideoLabels:
                                   f"got {b!r}") from None
         if not (np.isfinite([x, y, w, h]).all() and w >= 0 and h >= 0):
             raise AnnotationError(f"{path}: frame {i}: bad box {b!r}")
-        boxes[i] = (x - 1.0, y - 1.0, x - 1.0 + w, y - 1.0 + h)
-    return VideoLabels(path.stem, cls, boxes)
+        xywh[i] = (x, y, w, h)
+    return VideoLabels(path.stem, cls, xywh)
 
 
 def video_names(root: PathLike) -> List[str]:
@@ -156,5 +164,6 @@ def training_frames(root: PathLike, names: Sequence[str], every: int
         lab = read_video_labels(root / "labels" / f"{n}.json")
         idx = lab.labelled[::every]
         frames = read_frames(root / "videos" / f"{n}.mp4", idx)
-        out.extend((f"{n}#{i}", frames[int(i)], lab.boxes[i:i + 1].copy()) for i in idx)
+        boxes = lab.boxes.astype(np.float32)
+        out.extend((f"{n}#{i}", frames[int(i)], boxes[i:i + 1]) for i in idx)
     return out

@@ -198,13 +198,13 @@ def train(args: argparse.Namespace) -> int:
     use_amp = device.type == "cuda"
     torch.manual_seed(args.seed)
 
-    model = build_model(args.preset)
     if args.init and not args.resume:
-        init = ckpt.read(args.init)
-        if init["preset"] != args.preset:
-            raise UserError(f"--init {args.init} holds preset {init['preset']}, not "
+        model, _ = ckpt.load_model(args.init)
+        if model.preset.name != args.preset:
+            raise UserError(f"--init {args.init} holds preset {model.preset.name}, not "
                             f"--preset {args.preset}")
-        model.load_state_dict(init["state_dict"])
+    else:
+        model = build_model(args.preset)
     model = model.to(device)
     ema = None
     if args.ema:

@@ -2,6 +2,7 @@
 (oscar_edge.postprocess): same kept detections, same order, on random and edge-case inputs."""
 from __future__ import annotations
 
+import gc
 import inspect
 import re
 import tracemalloc
@@ -256,8 +257,12 @@ def test_no_allocation_per_call_after_warmup(native):
         native.postprocess_image_views(outs, clamp_hw=(64, 80), max_det=1000)
     ws_before = native._ws.ctypes.data
     first_boxes, first_scores = native.postprocess_image_views(outs, clamp_hw=(64, 80), max_det=1000)
-    # No gc.collect() here: a full collection empties CPython's tuple free list, which the
-    # ctypes call then refills (200 B per call) and tracemalloc would count as held.
+    # No collection may run while tracemalloc watches: a full collection empties CPython's tuple
+    # free list, which the ctypes call then refills (200 B per call) and tracemalloc would count
+    # as held. An automatic one can start inside the loop (it did, now and then, in CI), so the
+    # collector is off for the measured calls.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     tracemalloc.start()
     try:
         for _ in range(500):
@@ -265,6 +270,8 @@ def test_no_allocation_per_call_after_warmup(native):
         snapshot = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
+        if gc_was_enabled:
+            gc.enable()
     # The results are views of the same kept buffers on every call, the workspace never moves.
     assert boxes.ctypes.data == first_boxes.ctypes.data
     assert scores.ctypes.data == first_scores.ctypes.data

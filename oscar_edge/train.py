@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-jitter", default="1,1", metavar="LO,HI",
                    help="random crop scale range relative to the inference scale, log-uniform "
                         "(default 1,1: none; e.g. 0.5,2)")
+    p.add_argument("--small-target-weight", type=float, default=1.0, metavar="K",
+                   help="multiply the classification loss of positives of targets of at most "
+                        "5 px (geometric mean side, network input) by K, fading to 1 at 10 px "
+                        "(README, \"Deploy-first v2\"; default 1: the spec's loss)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from these weights (same preset) instead of a random "
                         "start, e.g. oscar_edge/weights/oscar-edge.pt")
@@ -181,6 +185,8 @@ def train(args: argparse.Namespace) -> int:
     scale_range = parse_scale_range(args.scale_jitter)
     if not 0.0 <= args.ema < 1.0:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.small_target_weight < 1.0:
+        raise UserError(f"--small-target-weight must be >= 1, got {args.small_target_weight}")
     if args.ema_tau < 0:
         raise UserError(f"--ema-tau must be >= 0, got {args.ema_tau}")
     out = Path(args.out)
@@ -267,7 +273,7 @@ def train(args: argparse.Namespace) -> int:
             x, noco = x.to(device), noco.to(device)
             with torch.autocast(device.type, enabled=use_amp):
                 outputs = model(x)
-            loss, parts = oscar_loss(outputs, boxes, noco)
+            loss, parts = oscar_loss(outputs, boxes, noco, args.small_target_weight)
             iteration += 1
             opt.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):

@@ -105,3 +105,39 @@ def test_noco_loss_zero_at_target_and_positive_elsewhere():
     # |sigmoid(p) - t| is ~0 for all three (sigmoid(0) = 0.5 = t for the last one)
     assert noco_loss(torch.tensor([-30.0, 30.0, 0.0]), t).item() == pytest.approx(0, abs=1e-6)
     assert noco_loss(torch.tensor([3.0, -3.0, 2.0]), t).item() > 0.5
+
+
+def test_small_target_weights_ramp():
+    from oscar_edge.models.losses import SMALL_TARGET_SIDES, small_target_weights
+
+    lo, hi = SMALL_TARGET_SIDES
+    sides = [1.0, lo, (lo + hi) / 2, hi, 3 * hi]
+    boxes = torch.tensor([[10.0, 10.0, 10.0 + s, 10.0 + s] for s in sides])
+    w = small_target_weights(boxes, 3.0).tolist()
+    assert w == pytest.approx([3.0, 3.0, 2.0, 1.0, 1.0])
+    # a non-square box goes by its geometric mean side: 2 x 8 -> side 4 <= lo
+    assert lo >= 4.0
+    assert small_target_weights(torch.tensor([[0.0, 0.0, 2.0, 8.0]]), 3.0).item() == \
+        pytest.approx(3.0)
+
+
+def test_small_target_weight_scales_only_small_positive_terms():
+    torch.manual_seed(0)
+    model = build_model("oscar-edge").eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    noco = torch.zeros(1, 1, 16, 16)
+    small = [torch.tensor([[20.0, 20.0, 23.0, 23.0]])]   # 3 x 3: full weight K
+    large = [torch.tensor([[8.0, 8.0, 40.0, 40.0]])]     # 32 x 32: weight 1
+    _, base_small = oscar_loss(outs, small, noco)
+    _, k1_small = oscar_loss(outs, small, noco, 1.0)
+    _, k3_small = oscar_loss(outs, small, noco, 3.0)
+    assert k1_small == base_small
+    # the extra term is 2x the positives' focal loss: strictly larger, boxes and NoCo untouched
+    for level in ("coarse", "refine"):
+        assert k3_small[f"{level}_cls"] > base_small[f"{level}_cls"]
+        assert k3_small[f"{level}_box"] == base_small[f"{level}_box"]
+    assert k3_small["noco"] == base_small["noco"]
+    _, base_large = oscar_loss(outs, large, noco)
+    _, k3_large = oscar_loss(outs, large, noco, 3.0)
+    assert k3_large == base_large

@@ -127,6 +127,28 @@ def test_train_bad_crop_exit_2(sirst_root, tmp_path, capsys):
     assert "multiples of 32" in capsys.readouterr().err
 
 
+def test_train_small_target_weight_reaches_the_loss(sirst_root, tmp_path, capsys, monkeypatch):
+    from oscar_edge.models import losses
+
+    real = losses.oscar_loss
+    seen = []
+
+    def spy(outputs, boxes, noco, small_target_weight=1.0):
+        seen.append(small_target_weight)
+        return real(outputs, boxes, noco, small_target_weight)
+
+    monkeypatch.setattr(losses, "oscar_loss", spy)
+    args = _train_args(sirst_root, tmp_path / "stw", "--epochs", "1",
+                       "--small-target-weight", "2.5")
+    args[args.index("--max-iters-per-epoch") + 1] = "2"
+    assert train_tool.main(args) == 0
+    assert seen == [2.5, 2.5]
+    bad = _train_args(sirst_root, tmp_path / "stw-bad", "--epochs", "1",
+                      "--small-target-weight", "0.5")
+    assert train_tool.main(bad) == 2
+    assert "--small-target-weight" in capsys.readouterr().err
+
+
 def test_train_ema_is_validated_saved_and_resumed(sirst_root, tmp_path, capsys):
     """--ema: best.pt holds the EMA weights (not the raw ones), last.pt carries the EMA state
     and --resume continues it; --scale-jitter is checked."""

@@ -6,6 +6,12 @@
   the coarse boxes and are not detached;
 * NoCo: dense quality-focal style loss ``BCEWithLogits(p, t) * |sigmoid(p) - t| ** 2`` over
   the whole P2 map, mean, weight 1000, t = ground-truth NoCo map sampled nearest-exact on P2.
+
+Optional, off by default (named deviation, README "Deploy-first v2"): ``small_target_weight``
+K > 1 multiplies the focal term of every positive point by ``small_target_weights``: K for a
+point whose real box is at most SMALL_TARGET_SIDES[0] pixels (geometric mean side, input
+pixels), 1 from SMALL_TARGET_SIDES[1] pixels up, linear in between. The normalisation (number
+of positives) is unchanged.
 """
 from __future__ import annotations
 
@@ -22,6 +28,19 @@ FOCAL_ALPHA = 0.25
 CLS_WEIGHT = 2.0
 BOX_WEIGHT = 1.0
 NOCO_WEIGHT = 1000.0
+SMALL_TARGET_SIDES = (5.0, 10.0)  # full extra weight at or below, none at or above (pixels)
+
+
+def small_target_weights(gt_boxes: torch.Tensor, k: float,
+                         sides: Tuple[float, float] = SMALL_TARGET_SIDES) -> torch.Tensor:
+    """(P, 4) xyxy real boxes of positive points -> (P,) weights in [1, k]: k at a geometric
+    mean side <= sides[0], 1 at >= sides[1], linear in the side between."""
+    w = (gt_boxes[:, 2] - gt_boxes[:, 0]).clamp(min=0)
+    h = (gt_boxes[:, 3] - gt_boxes[:, 1]).clamp(min=0)
+    side = (w * h).sqrt()
+    lo, hi = sides
+    frac = ((hi - side) / (hi - lo)).clamp(0.0, 1.0)
+    return 1.0 + (k - 1.0) * frac
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor,
@@ -74,13 +93,15 @@ def noco_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def oscar_loss(outputs: Sequence[torch.Tensor], gt_boxes: List[torch.Tensor],
-               noco_p2: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, float]]:
+               noco_p2: torch.Tensor, small_target_weight: float = 1.0
+               ) -> Tuple[torch.Tensor, Dict[str, float]]:
     """Total loss and its parts.
 
     Args:
         outputs: the five raw outputs for a batch of B images.
         gt_boxes: B tensors (N_b, 4) xyxy in input pixels.
         noco_p2: (B, 1, H4, W4) ground-truth NoCo map sampled on the P2 grid.
+        small_target_weight: K of ``small_target_weights`` on positive focal terms (1 = spec).
     """
     r_score, r_bbox, r_noco, c_score, c_bbox = [o.float() for o in outputs]
     b, _, h4, w4 = r_score.shape
@@ -101,7 +122,12 @@ def oscar_loss(outputs: Sequence[torch.Tensor], gt_boxes: List[torch.Tensor],
             t = assign_level(gt, grid, stride, size)
             pos = t.positive
             labels = pos.float().view(grid)
-            parts[f"{level}_cls"].append(sigmoid_focal_loss(logits, labels).sum())
+            focal = sigmoid_focal_loss(logits, labels)
+            if small_target_weight != 1.0 and bool(pos.any()):
+                weights = torch.ones_like(labels).view(-1)
+                weights[pos] = small_target_weights(t.gt_boxes[pos], small_target_weight)
+                focal = focal * weights.view(grid)
+            parts[f"{level}_cls"].append(focal.sum())
             n_pos[level] += int(pos.sum())
             if bool(pos.any()):
                 pred = boxes.reshape(4, -1).t()[pos]

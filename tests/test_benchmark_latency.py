@@ -617,7 +617,7 @@ def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
     env = dict(os.environ, OSCAR_DATA=str(sirst_root))
     out_json = tmp_path / "out.json"
     shipped = Path(__file__).resolve().parents[1] / "oscar_edge" / "weights" / "oscar-edge.pt"
-    cmd = [sys.executable, str(SCRIPT), "--backends", "ort", "--preset", "oscar-edge-v2",
+    cmd = [sys.executable, str(SCRIPT), "--backends", "ort", "--preset", "oscar-edge",
            "--baseline-checkpoint", str(shipped), "--size", "160x128", "--runs", "3",
            "--warmup", "1", "--frames", "2", "--threads", "1", "--no-jetson",
            "--work-dir", str(tmp_path / "w"), "--json", str(out_json)]
@@ -626,13 +626,14 @@ def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
     rec = json.loads(out_json.read_text())
     by = {r["backend"]: r for r in rec["results"]}
     assert set(by) == {"ort", "ort [baseline]"}
-    assert rec["baseline"]["preset"] == "oscar-edge" and rec["model"]["preset"] == "oscar-edge-v2"
+    shipped_preset = rec["baseline"]["preset"]
+    assert shipped_preset == "oscar-edge-v2-h16-d4" and rec["model"]["preset"] == "oscar-edge"
     main, base = by["ort"], by["ort [baseline]"]
     ratio = main["model_only"]["stats"]["p50_ms"] / base["model_only"]["stats"]["p50_ms"]
     assert main["ratios"]["model_only_vs_baseline"] == pytest.approx(ratio)
-    # each row's GFLOP/s uses its own model's MACs
-    assert base["gflop_mac_per_image"] > main["gflop_mac_per_image"]
-    assert "### vs baseline (`oscar-edge`" in p.stdout and f"{ratio:.2f}x" in p.stdout
+    # each row's GFLOP/s uses its own model's MACs (v1's 3.22 GMAC at 640x512 against 2.56)
+    assert base["gflop_mac_per_image"] < main["gflop_mac_per_image"]
+    assert f"### vs baseline (`{shipped_preset}`" in p.stdout and f"{ratio:.2f}x" in p.stdout
 
 
 def test_only_the_measured_model_is_alive_while_timed(tmp_path, sirst_root, monkeypatch):

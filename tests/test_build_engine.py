@@ -44,6 +44,7 @@ from oscar_edge.export import trt_build  # noqa: E402
 from oscar_edge.export.plugin_names import plugin_names  # noqa: E402
 from oscar_edge.native import default_library_path  # noqa: E402
 from oscar_edge.preprocess import FIT_SIZE, MEAN, STD  # noqa: E402
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "export" / "build_engine.py"
@@ -80,7 +81,7 @@ def raw_onnx(tmp_path_factory) -> Path:
 def _check_written_graph(path: Path, precision: str) -> None:
     model = pg.load_end_to_end(path)  # plugin nodes + ONNX checker (private-domain copy)
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["precision"] == precision and meta["preset"] == "oscar-edge"
+    assert meta["precision"] == precision and meta["preset"] == SHIPPED_PRESET
     assert [o.name for o in model.graph.output] == list(pg.E2E_OUTPUTS)
 
 
@@ -406,7 +407,7 @@ def test_tensorrt_call_sequence_with_test_double(tmp_path, raw_onnx, fake_trt,
     # the engine and its sidecar
     assert engine.read_bytes() == FakeTensorRT.PLAN
     side = json.loads(Path(str(engine) + ".json").read_text())
-    assert side["precision"] == "fp32" and side["preset"] == "oscar-edge"
+    assert side["precision"] == "fp32" and side["preset"] == SHIPPED_PRESET
     assert side["input"]["name"] == "image"
     assert side["input"]["min_shape"] == [1, 3, 256, 320]
     assert side["input"]["opt_shape"] == [2, 3, 512, 640]

@@ -39,6 +39,7 @@ from oscar_edge import __version__  # noqa: E402
 from oscar_edge.backends.ort_backend import OnnxModelError, OrtBackend  # noqa: E402
 from oscar_edge.postprocess import OUTPUT_NAMES  # noqa: E402
 from oscar_edge.preprocess import MEAN, STD, prepare, read_grey  # noqa: E402
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CALIB = ["--calib-split", "mini_trainval", "--calib-images", "4", "--seed", "0"]
@@ -159,7 +160,7 @@ def test_graph_checks_dynamic_dims_and_metadata(exported):
         assert dims[1] == (4 if o.name.endswith("bbox") else 1)
     assert model.opset_import[0].version == 17
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["preset"] == "oscar-edge" and meta["precision"] == "fp32"
+    assert meta["preset"] == SHIPPED_PRESET and meta["precision"] == "fp32"
     assert float(meta["mean"]) == MEAN and float(meta["std"]) == STD
     assert meta["oscar_edge_version"] == __version__ and meta["size_divisor"] == "32"
     assert not any(k.startswith("onnxsim.") for k in meta)
@@ -167,7 +168,7 @@ def test_graph_checks_dynamic_dims_and_metadata(exported):
 
 def test_onnx_matches_pytorch_on_real_images(exported, torch_model, val_inputs):
     backend = OrtBackend(exported)
-    assert backend.preset == "oscar-edge" and backend.providers == ["CPUExecutionProvider"]
+    assert backend.preset == SHIPPED_PRESET and backend.providers == ["CPUExecutionProvider"]
     shapes = [x.shape for x in val_inputs]
     assert shapes[0] != shapes[1] and shapes[2][0] == 2
     for x in val_inputs:
@@ -223,7 +224,7 @@ def test_int8_runs_in_ort_cpu_close_to_fp32(int8_model, exported, val_inputs):
     assert isinstance(_dims(model.graph.input[0])[2], str)  # still dynamic
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["precision"] == "int8" and meta["calib_count"] == "4"
-    assert meta["calib_split"] == "mini_trainval" and meta["preset"] == "oscar-edge"
+    assert meta["calib_split"] == "mini_trainval" and meta["preset"] == SHIPPED_PRESET
     for name, a, b in _compare(int8_model, exported, val_inputs):
         scale = np.abs(b).max()
         assert np.abs(a - b).mean() <= 0.08 * scale, name
@@ -236,7 +237,7 @@ def test_int8_for_onnxruntime_runs_integer_kernels_close_to_fp32(int8_ort_model,
     ModelOpt's TensorRT-style graph leaves ORT with float Conv (the measured slowdown)."""
     meta = {p.key: p.value for p in onnx.load(str(int8_ort_model)).metadata_props}
     assert meta["precision"] == "int8" and meta["int8_target"] == "onnxruntime"
-    assert meta["calib_count"] == "4" and meta["preset"] == "oscar-edge"
+    assert meta["calib_count"] == "4" and meta["preset"] == SHIPPED_PRESET
     assert {p.key: p.value for p in onnx.load(str(int8_model)).metadata_props}["int8_target"] \
         == "tensorrt"
     ort_ops = _optimized_ops(int8_ort_model, tmp_path)

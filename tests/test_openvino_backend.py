@@ -20,6 +20,7 @@ ov = pytest.importorskip("openvino", reason="the OpenVINO backend needs the open
 
 from oscar_edge.backends.openvino_backend import (OpenVinoBackend, OpenVinoError,  # noqa: E402
                                                   default_cache_dir)
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402
 
 SHIPPED = factory.SHIPPED_MODELS
 
@@ -74,17 +75,24 @@ def test_f32_matches_onnxruntime_on_every_raw_output(val_greys, tmp_path):
 
 @pytest.mark.parametrize("precision", ["int8", "fp16"])
 def test_shipped_reduced_graphs_load_and_track_fp32(precision, val_greys, tmp_path):
-    """The shipped INT8 Q/DQ and FP16 graphs run on OpenVINO and stay close to FP32: the
-    strongest score peaks are the same."""
+    """The shipped INT8 Q/DQ and FP16 graphs run on OpenVINO and stay close to FP32 at the
+    runtime's fit: the score maps correlate and, on the image with the strongest FP32 peak
+    (a detected target), the peak is the same; on a faint image the top background logits can
+    swap places under INT8, so those are not compared."""
     ref = OpenVinoBackend(SHIPPED["fp32"], threads=2, cache_dir=str(tmp_path))
     red = OpenVinoBackend(SHIPPED[precision], threads=2, cache_dir=str(tmp_path))
-    assert red.precision == precision and red.preset == "oscar-edge"
-    x, _ = prepare(val_greys[0], input_size=(256, 320))
-    a, b = ref(x[None]), red(x[None])
-    score_a, score_b = a[0].ravel(), b[0].ravel()  # refine_score logits
-    assert np.corrcoef(score_a, score_b)[0, 1] > 0.9
+    assert red.precision == precision and red.preset == SHIPPED_PRESET
+    pairs = []
+    for grey in val_greys:
+        x, _ = prepare(grey)
+        a, b = ref(x[None]), red(x[None])
+        score_a, score_b = a[0].ravel(), b[0].ravel()  # refine_score logits
+        assert np.corrcoef(score_a, score_b)[0, 1] > 0.75
+        assert not np.array_equal(score_a, score_b)  # it really is another graph
+        pairs.append((float(score_a.max()), score_a, score_b))
+    peak, score_a, score_b = max(pairs, key=lambda t: t[0])
+    assert peak > 0.0  # a target the FP32 graph scores above 0.5
     assert int(np.argmax(score_a)) == int(np.argmax(score_b))
-    assert not np.array_equal(score_a, score_b)  # it really is another graph
 
 
 def test_shipped_graphs_come_from_the_shipped_weights():
@@ -92,7 +100,7 @@ def test_shipped_graphs_come_from_the_shipped_weights():
     sha = {m["source_checkpoint_sha256"] for m in metas.values()}
     assert len(sha) == 1
     for p, m in metas.items():
-        assert m["precision"] == p and m["preset"] == "oscar-edge"
+        assert m["precision"] == p and m["preset"] == SHIPPED_PRESET
     assert metas["int8"]["int8_target"] == "tensorrt"       # the file TensorRT builds from
     assert metas["int8"]["int8_weights"] == "int8+DQ"       # --dq-only: INT8 weights
     assert SHIPPED["int8"].stat().st_size < 2e6 < SHIPPED["fp32"].stat().st_size

@@ -39,6 +39,7 @@ from oscar_edge.export.plugin_names import (PluginNames, parse_header,  # noqa: 
                                             plugin_names)
 from oscar_edge.postprocess import OUTPUT_NAMES, postprocess_image  # noqa: E402
 from oscar_edge.preprocess import prepare, read_grey  # noqa: E402
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = REPO / "cpp_plugins" / "common" / "oscar_plugin_names.h"
@@ -205,7 +206,7 @@ def test_plugin_nodes_wiring_and_attributes_follow_the_header(e2e, e2e_off, name
     if "decode_count" in inner:  # shape inference may or may not have kept them
         assert inner["decode_count"].type.tensor_type.elem_type == T.INT32
     meta = {p.key: p.value for p in e2e.metadata_props}
-    assert meta["preset"] == "oscar-edge" and meta["precision"] == "fp32"
+    assert meta["preset"] == SHIPPED_PRESET and meta["precision"] == "fp32"
     assert meta["output_names"] == "num_detections,boxes,scores"
     plugins = f"{names.decode_name}:{names.decode_version},{names.nms_name}:{names.nms_version}"
     if refine:

@@ -13,6 +13,7 @@ from oscar_edge import train as train_tool
 from oscar_edge.data.annotations import AnnotationError
 from oscar_edge.data.video import (halves, read_frames, read_video_labels, select_videos,
                                    training_frames)
+from oscar_edge.presets import SHIPPED_PRESET
 from run_helpers import needs_onnx, write_labelled_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_video_frames_join_the_training_set_at_the_runtime_scale(sirst_root):
 
 
 def _train_args(sirst_root, out, *extra):
-    return ["--preset", "oscar-edge", "--data", str(sirst_root), "--train-split",
+    return ["--preset", SHIPPED_PRESET, "--data", str(sirst_root), "--train-split",
             "mini_trainval", "--val-split", "mini_test", "--out", str(out), "--batch-size", "2",
             "--crop", "128x128", "--max-iters-per-epoch", "1", "--val-every", "1",
             "--epochs", "1", *extra]

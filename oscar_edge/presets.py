@@ -122,8 +122,9 @@ PRESETS: Dict[str, Preset] = {
             coarse_tower_depth=4,
             refine_tower_depth=4,
             notes=(
-                "experiment (README, \"Deploy-first v2\"): oscar-edge-v2-h16 with the spec's "
-                "4-conv towers, depth bought back with the time the narrower head saves"
+                "the shipped model (README, \"Training and the shipped model\"): "
+                "oscar-edge-v2-h16 with the spec's 4-conv towers, depth bought back with the "
+                "time the narrower head saves"
             ),
         ),
     )

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "latency.py"
 sys.path.insert(0, str(REPO / "benchmarks"))
 from latency_bench import backends, cli, common, goals, jetson, machine, stats  # noqa: E402
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ real lines
@@ -366,13 +367,13 @@ def test_goals_name_the_stage_that_holds_back():
     res = [_fake_result("torch", "640x512", 30.0, 1.0, 30.0, 0.3),
            _fake_result("ort", "640x512", 15.0, 1.0, 15.0, 0.3),
            _fake_result("ort-int8", "640x512", 5.0, 1.0, 5.0, 0.9)]
-    rows = goals.goals(res, "oscar-edge", {"isa": {"int8_dot_product": []}})
+    rows = goals.goals(res, SHIPPED_PRESET, {"isa": {"int8_dot_product": []}})
     by = {(r["goal"].split(" ")[0], r["backend"]): r for r in rows}
     g1 = by[("ONNX", "ort")]
     assert g1["status"] == "MISS" and g1["value"] == "2.00x" and "inference" in g1["why"]
     g2 = by[("INT8", "ort-int8")]
     assert g2["status"] == "PASS" and g2["value"] == "3.00x"
-    full = {r["backend"]: r for r in rows if r["goal"].startswith("oscar-edge frame")}
+    full = {r["backend"]: r for r in rows if r["goal"] == goals.FULL_GOAL}
     assert full["ort"]["status"] == "MISS" and full["ort"]["why"].startswith(
         "held back by inference: preprocess 1.00 ms (6 %), inference 15.00 ms (92 %)")
     assert full["ort-int8"]["status"] == "PASS"
@@ -380,7 +381,7 @@ def test_goals_name_the_stage_that_holds_back():
     assert post["ort"]["status"] == "PASS" and post["ort-int8"]["status"] == "MISS"
     assert "post-processing p50 0.900 ms" in post["ort-int8"]["why"]
     other = goals.goals(res, "oscar-r18-p2-128", {})
-    assert all(r["status"] == "n/a" for r in other if r["goal"].startswith("oscar-edge frame"))
+    assert all(r["status"] == "n/a" for r in other if r["goal"] == goals.FULL_GOAL)
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -417,7 +418,7 @@ def test_tiny_run_markdown_json_plot_in_fake_jetson_mode(tmp_path, sirst_root):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     md = p.stdout
-    for text in ("## Latency: `oscar-edge` (shipped (trained)), 160x128 (W x H), batch 1",
+    for text in (f"## Latency: `{SHIPPED_PRESET}` (shipped (trained)), 160x128 (W x H), batch 1",
                  "### 160x128: model only", "### 160x128: frame to detections",
                  "| backend | min | mean | p50 | p90 | p99 | max | CV % | p99/p50 | FPS | vs torch",
                  "| torch", "| ort", "### 160x128: power (tegrastats)",
@@ -513,7 +514,7 @@ def test_openvino_goal_rows_name_what_holds_them_back():
 
     machine = {"peaks": compute_peaks(["avx2", "fma"], 2, 2.5, "AuthenticAMD", 25)}
     res = [_ok("ort", "640x512", 50.0), _ok("openvino-int8", "640x512", 35.0)]
-    rows = goals.goals(res, "oscar-edge", machine)
+    rows = goals.goals(res, SHIPPED_PRESET, machine)
     ov = next(r for r in rows if r["backend"] == "openvino-int8" and r["target"] != "report")
     assert ov["status"] == "MISS" and ov["value"] == f"{50 / 35:.2f}x"
     assert "INT8 peak of 160 GMAC/s" in ov["why"] and "no VNNI" in ov["why"]
@@ -522,7 +523,7 @@ def test_openvino_goal_rows_name_what_holds_them_back():
     assert eff["value"] == f"{rate:.0f} GMAC/s = {100 * rate / 160:.0f} % of 160"
     assert "2 cores x 2.50 GHz x 32" in eff["why"]
     fast = goals.goals([_ok("ort", "640x512", 50.0), _ok("openvino-int8", "640x512", 19.0)],
-                       "oscar-edge", machine)
+                       SHIPPED_PRESET, machine)
     assert next(r for r in fast if r["backend"] == "openvino-int8"
                 and r["target"] != "report")["status"] == "PASS"
     full = [r for r in rows if r["goal"] == goals.FULL_GOAL]
@@ -539,7 +540,7 @@ def test_openvino_goal_rows_one_per_hint():
            dict(_ok("openvino-int8", "640x512", 25.0, info={"ov_hint": "f32"}), ov_hint="f32"),
            dict(_ok("openvino-int8", "640x512", 16.0, info={"ov_hint": "bf16"}),
                 ov_hint="bf16")]
-    rows = goals.goals(res, "oscar-edge", machine)
+    rows = goals.goals(res, SHIPPED_PRESET, machine)
     ratio = [r for r in rows if r["goal"].startswith("OpenVINO INT8")]
     assert [(r["backend"], r["status"], r["value"]) for r in ratio] == [
         ("openvino-int8 (f32)", "MISS", "2.00x"), ("openvino-int8 (bf16)", "PASS", "3.12x")]
@@ -627,7 +628,7 @@ def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
     by = {r["backend"]: r for r in rec["results"]}
     assert set(by) == {"ort", "ort [baseline]"}
     shipped_preset = rec["baseline"]["preset"]
-    assert shipped_preset == "oscar-edge-v2-h16-d4" and rec["model"]["preset"] == "oscar-edge"
+    assert shipped_preset == SHIPPED_PRESET and rec["model"]["preset"] == "oscar-edge"
     main, base = by["ort"], by["ort [baseline]"]
     ratio = main["model_only"]["stats"]["p50_ms"] / base["model_only"]["stats"]["p50_ms"]
     assert main["ratios"]["model_only_vs_baseline"] == pytest.approx(ratio)

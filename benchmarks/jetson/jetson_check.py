@@ -342,7 +342,7 @@ def build_steps(ctx: Context) -> List[Step]:
     runs, warmup, idle = LATENCY_RUNS[ctx.quick]
     steps.append(Step("latency", "latency and power (benchmarks/latency.py --jetson)", [
         [py, "benchmarks/latency.py", "--backends", ",".join(LATENCY_BACKENDS),
-         "--preset", "oscar-edge", "--size", "640x512", "--batch", "1", "--runs", runs,
+         "--size", "640x512", "--batch", "1", "--runs", runs,  # the shipped model
          "--warmup", warmup, "--threads", str(os.cpu_count() or 1), "--data", data,
          "--split", ctx.split, "--plugin-lib", lib, "--jetson", "--idle-s", idle,
          "--json", str(out / "latency" / "latency.json")]], needs_data=True,

@@ -1,6 +1,6 @@
 """Latency benchmark of every backend on the same real frames: model only and frame to detections.
 
-    python benchmarks/latency.py --backends torch,ort,ort-int8 --preset oscar-edge \\
+    python benchmarks/latency.py --backends torch,ort,ort-int8 \\
         --size 640x512 --batch 1 --runs 300 --warmup 50 [--threads 2] \\
         [--json out.json] [--plot out.png] [--sizes 320x256,640x512,1280x1024]
 
@@ -71,7 +71,7 @@ convolutions only, the paper's MMCV convention) x batch / model-only p50; the sa
 2 FLOP per MAC is given in a separate, labelled column.
 
 Goals (printed at the end): ONNX Runtime FP32 >= 2.5x PyTorch eager (model only, p50); INT8 Q/DQ
->= 1.7x FP32 (``ort-int8`` and ``ort-int8-ortq`` vs ``ort``, ``trt-int8`` vs ``trt-fp32``); oscar-edge frame to
+>= 1.7x FP32 (``ort-int8`` and ``ort-int8-ortq`` vs ``ort``, ``trt-int8`` vs ``trt-fp32``); the shipped model's frame to
 detections < 10 ms p50 at 640x512; post-processing < 5 % of that path (stage p50 / total p50);
 OpenVINO INT8 >= 2.5x ONNX Runtime FP32 (``openvino-int8`` vs ``ort``), with the achieved INT8
 GMAC/s against the CPU's nominal INT8 peak (``machine.compute_peaks``: cores x reported GHz x

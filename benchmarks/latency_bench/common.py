@@ -16,7 +16,7 @@ BENCH_DIR = Path(__file__).resolve().parents[1]     # benchmarks/
 REPO = BENCH_DIR.parent
 SCRIPT = BENCH_DIR / "latency.py"                    # the command line's script
 PROG = "latency"
-SHIPPED_PRESET = "oscar-edge"
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402,F401  (re-exported)
 
 
 def script_path() -> str:

@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Which ground-truth targets a model misses, and by how much: one row per target.
+
+    python benchmarks/missed_targets.py --onnx oscar_edge/weights/oscar-edge.onnx \
+        --split val_full --threads 2 [--score-thr 0.1] [--peak-refine off] [--json rows.json]
+
+A target counts as found, as in Pd (``oscar_edge.metrics.pd_fa``), when a detection of score
+>= ``--score-thr`` has its centre inside the box (inclusive bounds). For every target the rows
+give its size in image pixels, the highest score of any detection whose centre lies inside it
+(0 when none) and the distance from its centre to the nearest detection at the threshold
+(None when the image has none).
+Prints the missed targets, worst first, and counts of small (geometric mean side <= 6 px)
+and near-threshold (score >= half the threshold) misses. Runs on ONNX Runtime's CPU provider
+with the runtime's default keep-ratio fit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+_REPO = Path(__file__).resolve().parents[1]
+if (_REPO / "oscar_edge" / "__init__.py").is_file():
+    sys.path.insert(0, str(_REPO))
+
+from oscar_edge.errors import UserError, run_cli  # noqa: E402
+
+SMALL_SIDE_PX = 6.0
+
+
+def target_rows(boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray,
+                score_thr: float) -> List[Dict[str, float]]:
+    """One row per ground-truth box (G, 4) xyxy against detections (N, 4) / (N,)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    kept = scores >= score_thr
+    rows = []
+    for g in np.asarray(gt, dtype=np.float64).reshape(-1, 4):
+        inside = (cx >= g[0]) & (cx <= g[2]) & (cy >= g[1]) & (cy <= g[3])
+        dist = np.hypot(cx - (g[0] + g[2]) / 2, cy - (g[1] + g[3]) / 2)
+        rows.append({"w": float(g[2] - g[0]), "h": float(g[3] - g[1]),
+                     "best_score_inside": float(scores[inside].max()) if inside.any() else 0.0,
+                     "nearest_px": float(dist[kept].min()) if kept.any() else None})
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="missed_targets.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--onnx", required=True, help="exported raw-head graph")
+    p.add_argument("--data", default=None, help="SIRST-V2 root")
+    p.add_argument("--split", default="val_full")
+    p.add_argument("--score-thr", type=float, default=0.1)
+    p.add_argument("--peak-refine", choices=("on", "off"), default="on")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--json", default=None, help="write every target's row here")
+    return p
+
+
+def _main(args: argparse.Namespace) -> int:
+    from oscar_edge.backends.factory import create_backend
+    from oscar_edge.data import default_data_root
+    from oscar_edge.data.annotations import load_samples
+    from oscar_edge.evaluate import make_detector
+    from oscar_edge.preprocess import read_grey
+
+    if not Path(args.onnx).is_file():
+        raise UserError(f"--onnx: file not found: {args.onnx}")
+    if not 0.0 < args.score_thr < 1.0:
+        raise UserError(f"--score-thr must be in (0, 1), got {args.score_thr}")
+    samples = load_samples(args.data or default_data_root(), args.split)
+    backend = create_backend("onnxruntime", model=args.onnx, threads=args.threads).backend
+    detector = make_detector(backend, args.peak_refine, None)
+    rows = []
+    for s in samples:
+        d = detector(read_grey(s.image_path))
+        for r in target_rows(d.boxes, d.scores, s.boxes, args.score_thr):
+            rows.append({"image": Path(s.image_path).name, **r})
+    missed = sorted((r for r in rows if r["best_score_inside"] < args.score_thr),
+                    key=lambda r: r["best_score_inside"])
+    small = [r for r in missed if (r["w"] * r["h"]) ** 0.5 <= SMALL_SIDE_PX]
+    near = [r for r in missed if r["best_score_inside"] >= args.score_thr / 2]
+    print(f"{Path(args.onnx).name} on {args.split}, peak refinement {args.peak_refine}, "
+          f"score >= {args.score_thr:g}: {len(missed)} of {len(rows)} targets missed; "
+          f"{len(small)} of them <= {SMALL_SIDE_PX:g} px (geometric mean side), {len(near)} "
+          f"scored >= {args.score_thr / 2:g}")
+    print("\n| image | box (px) | best score inside | nearest kept detection (px) |")
+    print("|---|---|---:|---:|")
+    for r in missed:
+        near_px = "-" if r["nearest_px"] is None else f"{r['nearest_px']:.1f}"
+        print(f"| {r['image']} | {r['w']:g} x {r['h']:g} | {r['best_score_inside']:.3f} | "
+              f"{near_px} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: _main(args), prog="missed_targets.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

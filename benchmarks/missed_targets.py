@@ -28,24 +28,29 @@ if (_REPO / "oscar_edge" / "__init__.py").is_file():
     sys.path.insert(0, str(_REPO))
 
 from oscar_edge.errors import UserError, run_cli  # noqa: E402
+from oscar_edge.metrics import _centres, _contains  # noqa: E402  (Pd's centre-in-box rule)
 
 SMALL_SIDE_PX = 6.0
 
 
 def target_rows(boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray,
                 score_thr: float) -> List[Dict[str, float]]:
-    """One row per ground-truth box (G, 4) xyxy against detections (N, 4) / (N,)."""
+    """One row per ground-truth box (G, 4) xyxy against detections (N, 4) / (N,); "inside" is
+    Pd's rule (``oscar_edge.metrics``: detection centre in the box, inclusive bounds)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
+    cx, cy = _centres(boxes)
+    inside = _contains(gt, cx, cy)                                  # (N, G)
+    gx, gy = _centres(gt)
+    dist = np.hypot(cx[:, None] - gx[None, :], cy[:, None] - gy[None, :])  # (N, G)
     kept = scores >= score_thr
     rows = []
-    for g in np.asarray(gt, dtype=np.float64).reshape(-1, 4):
-        inside = (cx >= g[0]) & (cx <= g[2]) & (cy >= g[1]) & (cy <= g[3])
-        dist = np.hypot(cx - (g[0] + g[2]) / 2, cy - (g[1] + g[3]) / 2)
+    for j, g in enumerate(gt):
+        hit = inside[:, j]
         rows.append({"w": float(g[2] - g[0]), "h": float(g[3] - g[1]),
-                     "best_score_inside": float(scores[inside].max()) if inside.any() else 0.0,
-                     "nearest_px": float(dist[kept].min()) if kept.any() else None})
+                     "best_score_inside": float(scores[hit].max()) if hit.any() else 0.0,
+                     "nearest_px": float(dist[kept, j].min()) if kept.any() else None})
     return rows
 
 

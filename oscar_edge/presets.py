@@ -133,7 +133,6 @@ PRESETS: Dict[str, Preset] = {
 # The architecture of the shipped weights (oscar_edge/weights/oscar-edge.pt and the graphs
 # beside it); `oscar-edge train` trains it unless --preset says otherwise.
 SHIPPED_PRESET = "oscar-edge-v2-h16-d4"
-DEFAULT_PRESET = SHIPPED_PRESET
 
 
 def get_preset(name: str) -> Preset:

@@ -36,7 +36,7 @@ from typing import Dict, Optional, Sequence
 
 from .data import default_data_root
 from .errors import UserError, run_cli
-from .presets import DEFAULT_PRESET, PRESETS
+from .presets import PRESETS, SHIPPED_PRESET
 from .sizes import parse_size as _parse_size
 
 
@@ -55,7 +55,7 @@ def lr_factor(iteration: int, total: int, warmup: int, warmup_ratio: float = 0.0
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oscar-edge train", description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
+    p.add_argument("--preset", default=SHIPPED_PRESET, choices=list(PRESETS))
     p.add_argument("--data", default=default_data_root(), help="SIRST-V2 root")
     p.add_argument("--train-split", default="train_full")
     p.add_argument("--val-split", default="val_full")

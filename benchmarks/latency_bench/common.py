@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 from oscar_edge.errors import UserError
+from oscar_edge.presets import SHIPPED_PRESET  # noqa: F401  (re-exported)
 from oscar_edge.sizes import parse_size as _parse_size
 from oscar_edge.sizes import size_label  # noqa: F401  (re-exported: (height, width) -> "WxH")
 
@@ -16,7 +17,6 @@ BENCH_DIR = Path(__file__).resolve().parents[1]     # benchmarks/
 REPO = BENCH_DIR.parent
 SCRIPT = BENCH_DIR / "latency.py"                    # the command line's script
 PROG = "latency"
-from oscar_edge.presets import SHIPPED_PRESET  # noqa: E402,F401  (re-exported)
 
 
 def script_path() -> str:

@@ -121,15 +121,16 @@ def oscar_loss(outputs: Sequence[torch.Tensor], gt_boxes: List[torch.Tensor],
         ):
             t = assign_level(gt, grid, stride, size)
             pos = t.positive
+            has_pos = bool(pos.any())
             labels = pos.float().view(grid)
             focal = sigmoid_focal_loss(logits, labels)
-            if small_target_weight != 1.0 and bool(pos.any()):
+            if small_target_weight != 1.0 and has_pos:
                 weights = torch.ones_like(labels).view(-1)
                 weights[pos] = small_target_weights(t.gt_boxes[pos], small_target_weight)
                 focal = focal * weights.view(grid)
             parts[f"{level}_cls"].append(focal.sum())
             n_pos[level] += int(pos.sum())
-            if bool(pos.any()):
+            if has_pos:
                 pred = boxes.reshape(4, -1).t()[pos]
                 target = (t.pseudo_boxes if use_pseudo else t.gt_boxes)[pos]
                 parts[f"{level}_box"].append(diou_loss(pred, target).sum())

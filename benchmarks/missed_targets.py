@@ -2,16 +2,20 @@
 """Which ground-truth targets a model misses, and by how much: one row per target.
 
     python benchmarks/missed_targets.py --onnx oscar_edge/weights/oscar-edge.onnx \
-        --split val_full --threads 2 [--score-thr 0.1] [--peak-refine off] [--json rows.json]
+        --split val_full --threads 2 [--score-thr 0.1] [--peak-refine off] \
+        [--input-size 640x512] [--json rows.json]
 
 A target counts as found, as in Pd (``oscar_edge.metrics.pd_fa``), when a detection of score
 >= ``--score-thr`` has its centre inside the box (inclusive bounds). For every target the rows
 give its size in image pixels, the highest score of any detection whose centre lies inside it
 (0 when none) and the distance from its centre to the nearest detection at the threshold
-(None when the image has none).
-Prints the missed targets, worst first, and counts of small (geometric mean side <= 6 px)
-and near-threshold (score >= half the threshold) misses. Runs on ONNX Runtime's CPU provider
-with the runtime's default keep-ratio fit.
+(None when the image has none), and its side in network pixels (geometric mean side times the
+letterbox scale).
+Prints the missed targets, worst first, counts of small (geometric mean side <= 6 px) and
+near-threshold (score >= half the threshold) misses, and the share of targets found by their
+side in network pixels: the table that shows whether a model's accuracy across input sizes
+follows the targets' size in its input. Runs on ONNX Runtime's CPU provider with the
+runtime's default keep-ratio fit, or a fixed letterbox with ``--input-size WxH``.
 """
 from __future__ import annotations
 
@@ -31,6 +35,20 @@ from oscar_edge.errors import UserError, run_cli  # noqa: E402
 from oscar_edge.metrics import _centres, _contains  # noqa: E402  (Pd's centre-in-box rule)
 
 SMALL_SIDE_PX = 6.0
+# Bins of a target's geometric mean side in network pixels (lower edges; the last is open).
+NET_SIDE_BINS = (0.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+
+
+def side_bin_rows(rows: List[Dict[str, float]], score_thr: float) -> List[Dict[str, object]]:
+    """Found / total targets per ``NET_SIDE_BINS`` bin of ``net_side`` (found: Pd's rule)."""
+    out = []
+    for i, lo in enumerate(NET_SIDE_BINS):
+        hi = NET_SIDE_BINS[i + 1] if i + 1 < len(NET_SIDE_BINS) else None
+        sel = [r for r in rows if r["net_side"] >= lo and (hi is None or r["net_side"] < hi)]
+        label = f"{lo:g}-{hi:g}" if hi is not None else f">= {lo:g}"
+        out.append({"net_side_px": label, "targets": len(sel),
+                    "found": sum(r["best_score_inside"] >= score_thr for r in sel)})
+    return out
 
 
 def target_rows(boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray,
@@ -61,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val_full")
     p.add_argument("--score-thr", type=float, default=0.1)
     p.add_argument("--peak-refine", choices=("on", "off"), default="on")
+    p.add_argument("--input-size", default=None, metavar="WxH",
+                   help="a fixed letterbox input, as the runtime's --input-size (default: the "
+                        "keep-ratio fit)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", default=None, help="write every target's row here")
     return p
@@ -72,24 +93,34 @@ def _main(args: argparse.Namespace) -> int:
     from oscar_edge.data.annotations import load_samples
     from oscar_edge.evaluate import make_detector
     from oscar_edge.preprocess import read_grey
+    from oscar_edge.sizes import parse_size
 
     if not Path(args.onnx).is_file():
         raise UserError(f"--onnx: file not found: {args.onnx}")
     if not 0.0 < args.score_thr < 1.0:
         raise UserError(f"--score-thr must be in (0, 1), got {args.score_thr}")
+    hw = None
+    if args.input_size:
+        try:
+            hw = parse_size(args.input_size, order="hw_out", multiple=32, name="--input-size")
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     samples = load_samples(args.data or default_data_root(), args.split)
     backend = create_backend("onnxruntime", model=args.onnx, threads=args.threads).backend
-    detector = make_detector(backend, args.peak_refine, None)
+    detector = make_detector(backend, args.peak_refine, hw)
     rows = []
     for s in samples:
         d = detector(read_grey(s.image_path))
+        scale = (d.letterbox.scale_x * d.letterbox.scale_y) ** 0.5
         for r in target_rows(d.boxes, d.scores, s.boxes, args.score_thr):
-            rows.append({"image": Path(s.image_path).name, **r})
+            rows.append({"image": Path(s.image_path).name, **r, "scale": float(scale),
+                         "net_side": float((r["w"] * r["h"]) ** 0.5 * scale)})
     missed = sorted((r for r in rows if r["best_score_inside"] < args.score_thr),
                     key=lambda r: r["best_score_inside"])
     small = [r for r in missed if (r["w"] * r["h"]) ** 0.5 <= SMALL_SIDE_PX]
     near = [r for r in missed if r["best_score_inside"] >= args.score_thr / 2]
-    print(f"{Path(args.onnx).name} on {args.split}, peak refinement {args.peak_refine}, "
+    size = f"input {hw[1]}x{hw[0]} fixed" if hw else "keep-ratio fit"
+    print(f"{Path(args.onnx).name} on {args.split}, {size}, peak refinement {args.peak_refine}, "
           f"score >= {args.score_thr:g}: {len(missed)} of {len(rows)} targets missed; "
           f"{len(small)} of them <= {SMALL_SIDE_PX:g} px (geometric mean side), {len(near)} "
           f"scored >= {args.score_thr / 2:g}")
@@ -99,6 +130,10 @@ def _main(args: argparse.Namespace) -> int:
         near_px = "-" if r["nearest_px"] is None else f"{r['nearest_px']:.1f}"
         print(f"| {r['image']} | {r['w']:g} x {r['h']:g} | {r['best_score_inside']:.3f} | "
               f"{near_px} |")
+    print("\n| target side in the network input (px) | targets | found |")
+    print("|---|---:|---:|")
+    for b in side_bin_rows(rows, args.score_thr):
+        print(f"| {b['net_side_px']} | {b['targets']} | {b['found']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -20,10 +20,12 @@ variant of the refinement on the same detections (mNoCoAP, NoCoAP10..90, AP50):
   boxes scaled into the network frame and refined there (the rule with perfect boxes).
 
     python benchmarks/peak_refine_val.py [--checkpoint X.pt] [--split val_full] [--threads 1]
-        [--cache /tmp/oscar_peak_refine_cache.npz] [--json out.json]
+        [--input-size 640x512] [--cache /tmp/oscar_peak_refine_cache.npz] [--json out.json]
 
-The cache is keyed by the checkpoint's bytes (sha256) and the split: re-running with another
-checkpoint recomputes it. Prints a Markdown table.
+``--input-size WxH`` letterboxes every image into that fixed network input (as the runtime's
+``--input-size``) instead of the keep-ratio fit. The cache is keyed by the checkpoint's bytes
+(sha256), the split and the input size: re-running with another one recomputes it. Prints a
+Markdown table.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ if (_REPO / "oscar_edge" / "__init__.py").is_file():
 from oscar_edge import postprocess as pp  # noqa: E402
 from oscar_edge.metrics import evaluate_detections, noco_key, noco_map  # noqa: E402
 from oscar_edge.preprocess import Letterbox, prepare, read_grey  # noqa: E402
+from oscar_edge.sizes import parse_size  # noqa: E402
 
 KEYS = ["mNoCoAP"] + [noco_key(t / 10) for t in range(1, 10)] + ["AP50"]
 
@@ -56,7 +59,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_model(checkpoint, samples, threads: int) -> Dict[str, object]:
+def run_model(checkpoint, samples, threads: int, input_size=None) -> Dict[str, object]:
     """Kept boxes (network pixels) and scores per image, with each image's letterbox."""
     import torch
 
@@ -70,7 +73,7 @@ def run_model(checkpoint, samples, threads: int) -> Dict[str, object]:
     t0 = time.time()
     for i, s in enumerate(samples):
         grey = read_grey(s.image_path)
-        x, box = prepare(grey)
+        x, box = prepare(grey, input_size=input_size)
         outs = backend(x[None])
         b, sc = pp.postprocess_image(tuple(o[0] for o in outs), clamp_hw=box.resized)
         boxes.append(b)
@@ -170,18 +173,25 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=default_data_root())
     ap.add_argument("--split", default="val_full")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--input-size", default=None, metavar="WxH",
+                    help="a fixed letterbox input (default: the keep-ratio fit)")
     ap.add_argument("--cache", default="/tmp/oscar_peak_refine_cache.npz")
     ap.add_argument("--json", help="write the table as JSON here")
     args = ap.parse_args(argv)
 
+    try:
+        hw = (parse_size(args.input_size, order="hw_out", multiple=32, name="--input-size")
+              if args.input_size else None)
+    except ValueError as exc:
+        ap.error(str(exc))
     ckpt = Path(args.checkpoint) if args.checkpoint else SHIPPED_WEIGHTS
-    key = f"{_sha256(ckpt)}:{args.split}:{Path(args.data).resolve()}"
+    key = f"{_sha256(ckpt)}:{args.split}:{Path(args.data).resolve()}:{hw}"
     samples = load_samples(args.data, args.split)
     cache = Path(args.cache)
     data = load_cache(cache, key)
     if data is None:
         print(f"running {ckpt} on {args.split} ({len(samples)} images) ...", file=sys.stderr)
-        data = run_model(args.checkpoint, samples, args.threads)
+        data = run_model(args.checkpoint, samples, args.threads, hw)
         save_cache(cache, key, data)
     else:
         print(f"using cached detections {cache}", file=sys.stderr)
@@ -189,7 +199,7 @@ def main(argv=None) -> int:
     greys = [read_grey(s.image_path) for s in samples]
     maps = [noco_map(g, s.boxes) for g, s in zip(greys, samples)]
     lbs = [letterbox_of(r) for r in data["letterbox"]]
-    nets = [prepare(g)[0][0] for g in greys]
+    nets = [prepare(g, input_size=hw)[0][0] for g in greys]
     scales = np.array([[lb.scale_y, lb.scale_x] for lb in lbs])
     nets_ok = all(n.shape == tuple(lb.padded) for n, lb in zip(nets, lbs))
     assert nets_ok, "prepare() gives other shapes than the cached run"
@@ -257,7 +267,8 @@ def main(argv=None) -> int:
         rows.append((label, evaluate_detections(dets, samples, noco_maps=maps)))
 
     sc = scales.reshape(-1)
-    print(f"### Peak refinement on {args.split}: {ckpt.name} (sha256 {key[:12]}), "
+    size = f"input {hw[1]}x{hw[0]} fixed" if hw else "keep-ratio fit"
+    print(f"### Peak refinement on {args.split}, {size}: {ckpt.name} (sha256 {key[:12]}), "
           f"{len(samples)} images, {sum(len(b) for b in data['boxes'])} detections, "
           f"letterbox scale {sc.min():.3f} .. {sc.max():.3f}\n")
     print("| variant | " + " | ".join(KEYS) + " |")
@@ -266,7 +277,7 @@ def main(argv=None) -> int:
         print(f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"checkpoint": str(ckpt), "split": args.split,
+            {"checkpoint": str(ckpt), "split": args.split, "input_size": args.input_size,
              "rows": [{"variant": n, **{k: m[k] for k in KEYS}} for n, m in rows]}, indent=2))
     return 0
 

@@ -42,6 +42,17 @@ def test_target_rows_by_hand():
     assert none[0]["best_score_inside"] == 0.0 and none[0]["nearest_px"] is None
 
 
+def test_side_bins_by_hand():
+    mt = _module()
+    rows = [{"net_side": 3.9, "best_score_inside": 0.5},   # 0-4, found
+            {"net_side": 4.0, "best_score_inside": 0.05},  # 4-6 (lower edge inclusive), missed
+            {"net_side": 7.5, "best_score_inside": 0.2},   # 6-8, found
+            {"net_side": 40.0, "best_score_inside": 0.0}]  # open last bin, missed
+    bins = {b["net_side_px"]: (b["targets"], b["found"]) for b in mt.side_bin_rows(rows, 0.1)}
+    assert bins == {"0-4": (1, 1), "4-6": (1, 0), "6-8": (1, 1), "8-12": (0, 0),
+                    "12-16": (0, 0), ">= 16": (1, 0)}
+
+
 @needs_onnx
 def test_missed_targets_command(tmp_path, sirst_root):
     out = tmp_path / "rows.json"
@@ -57,6 +68,28 @@ def test_missed_targets_command(tmp_path, sirst_root):
     assert len(rows) == sum(len(s.boxes) for s in load_samples(sirst_root, "mini_test"))
     missed = sum(r["best_score_inside"] < 0.1 for r in rows)
     assert f": {missed} of {len(rows)} targets missed" in p.stdout
+    # a fixed letterbox: every row's scale is that letterbox's (640x512 for the mini images)
+    from oscar_edge.preprocess import read_grey
+
+    fixed = tmp_path / "fixed.json"
+    p = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(onnx), "--data",
+                        str(sirst_root), "--split", "mini_test", "--threads", "1",
+                        "--input-size", "640x512", "--json", str(fixed)],
+                       capture_output=True, text=True, cwd=str(REPO), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "input 640x512 fixed" in p.stdout
+    shapes = {Path(s.image_path).name: read_grey(s.image_path).shape
+              for s in load_samples(sirst_root, "mini_test")}
+    fixed_rows = json.loads(fixed.read_text())
+    assert fixed_rows
+    for r in fixed_rows:
+        h, w = shapes[r["image"]]
+        assert r["scale"] == pytest.approx(min(512 / h, 640 / w), rel=0.02)
+        assert r["net_side"] == pytest.approx((r["w"] * r["h"]) ** 0.5 * r["scale"])
+    bad_size = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(onnx),
+                               "--input-size", "640x500"],
+                              capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert bad_size.returncode == 2 and "--input-size" in bad_size.stderr
     bad = subprocess.run([sys.executable, str(SCRIPT), "--onnx", str(tmp_path / "no.onnx")],
                          capture_output=True, text=True, cwd=str(REPO), timeout=120)
     assert bad.returncode == 2 and "file not found" in bad.stderr

@@ -22,6 +22,9 @@ class Preset:
         stem_channels: output channels of the stem convs. Three entries: the released
             deep stem (3x3 s2, 3x3, 3x3, then 3x3 max-pool s2). Two entries: a light stem
             (3x3 s2, 3x3 s2, no max-pool).
+        stem_fine_convs: light stem only: extra 3x3 stride-1 convs at stride 2 (width
+            stem_channels[0]) between its two stride-2 convs: more processing of a few-pixel
+            target before stride 4.
         stage_channels: channels of C2..C5.
         stage_depths: BasicBlocks per stage.
         fpn_channels: F, the FPN width.
@@ -43,6 +46,7 @@ class Preset:
     refine_tower_depth: int = 4
     gn_groups: int = 32
     norm: str = "gn"
+    stem_fine_convs: int = 0
     notes: str = ""
     # Published / counted reference figures (spec section 1), for the tests.
     reference_params: Optional[float] = None
@@ -125,6 +129,18 @@ PRESETS: Dict[str, Preset] = {
                 "the shipped model (README, \"Training and the shipped model\"): "
                 "oscar-edge-v2-h16 with the spec's 4-conv towers, depth bought back with the "
                 "time the narrower head saves"
+            ),
+        ),
+        replace(
+            _V2,
+            name="oscar-edge-v2-h16-d4-s2",
+            head_channels=16,
+            coarse_tower_depth=4,
+            refine_tower_depth=4,
+            stem_fine_convs=1,
+            notes=(
+                "experiment (README, \"Deploy-first v2\"): oscar-edge-v2-h16-d4 with one more "
+                "16-channel 3x3 conv at stride 2 in the stem, for targets of a few network pixels"
             ),
         ),
     )

@@ -29,7 +29,8 @@ def _randomise_bn(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize("preset", ["oscar-edge-v2", "oscar-edge-v2-h16", "oscar-edge-v2-h16-d4", "oscar-edge"])
+@pytest.mark.parametrize("preset", ["oscar-edge-v2", "oscar-edge-v2-h16", "oscar-edge-v2-h16-d4",
+                                    "oscar-edge-v2-h16-d4-s2", "oscar-edge"])
 def test_folding_keeps_the_function(preset):
     torch.manual_seed(0)
     model = _randomise_bn(build_model(preset)).eval()
@@ -45,6 +46,25 @@ def test_folding_keeps_the_function(preset):
     else:
         assert left and all("tower" in n for n in left)   # GroupNorm cannot be folded
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # original kept
+
+
+def test_fine_stem_preset():
+    """oscar-edge-v2-h16-d4-s2 is the shipped architecture plus one 16-channel stride-1 conv at
+    stride 2 in the stem: the same outputs, more compute, still inside v1's budget."""
+    from oscar_edge.models.backbone import ResNetBackbone
+    from oscar_edge.models.complexity import count_gflops
+
+    base, fine = build_model("oscar-edge-v2-h16-d4"), build_model("oscar-edge-v2-h16-d4-s2")
+    convs = [m for m in fine.backbone.stem.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+        (3, 16, (2, 2)), (16, 16, (1, 1)), (16, 32, (2, 2))]
+    g0, g1 = count_gflops(base, 512, 640), count_gflops(fine, 512, 640)
+    # the extra conv: 16 x 16 x 3 x 3 multiply-accumulates (one FLOP each, as in the spec's
+    # table) at each of 320 x 256 points
+    assert g1 - g0 == pytest.approx(16 * 16 * 9 * 320 * 256 / 1e9, rel=0.01)
+    assert g1 <= 3.22
+    with pytest.raises(ValueError, match="light"):
+        ResNetBackbone((32, 32, 64), (64, 128, 256, 512), (2, 2, 2, 2), stem_fine_convs=1)
 
 
 def test_v2_budget_and_layers():

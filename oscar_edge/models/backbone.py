@@ -48,6 +48,8 @@ class ResNetBackbone(nn.Module):
     Args:
         stem_channels: three entries = the released deep stem (3x3 s2, 3x3, 3x3, max-pool s2);
             two entries = light stem (3x3 s2, 3x3 s2), used by oscar-edge.
+        stem_fine_convs: light stem only: this many extra 3x3 stride-1 convs (width
+            stem_channels[0]) at stride 2, between its two stride-2 convs.
         stage_channels: channels of C2..C5.
         stage_depths: BasicBlocks per stage.
     """
@@ -58,6 +60,7 @@ class ResNetBackbone(nn.Module):
         stage_channels: Sequence[int],
         stage_depths: Sequence[int],
         in_channels: int = 3,
+        stem_fine_convs: int = 0,
     ) -> None:
         super().__init__()
         if len(stem_channels) == 3:
@@ -68,9 +71,13 @@ class ResNetBackbone(nn.Module):
             )
         elif len(stem_channels) == 2:
             c1, c3 = stem_channels
-            self.stem = nn.Sequential(conv_bn_relu(in_channels, c1, 2), conv_bn_relu(c1, c3, 2))
+            fine = [conv_bn_relu(c1, c1) for _ in range(stem_fine_convs)]
+            self.stem = nn.Sequential(conv_bn_relu(in_channels, c1, 2), *fine,
+                                      conv_bn_relu(c1, c3, 2))
         else:
             raise ValueError("stem_channels must have 2 or 3 entries")
+        if stem_fine_convs and len(stem_channels) != 2:
+            raise ValueError("stem_fine_convs is for the light (two-entry) stem")
         cin = stem_channels[-1]
         self.stages = nn.ModuleList()
         for i, (cout, depth) in enumerate(zip(stage_channels, stage_depths)):

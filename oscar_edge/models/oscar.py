@@ -22,7 +22,8 @@ class Oscar(nn.Module):
         super().__init__()
         self.preset = preset
         self.backbone = ResNetBackbone(preset.stem_channels, preset.stage_channels,
-                                       preset.stage_depths)
+                                       preset.stage_depths,
+                                       stem_fine_convs=preset.stem_fine_convs)
         self.neck = FPN(preset.stage_channels, preset.fpn_channels)
         self.head = OscarHead(preset.fpn_channels, preset.head_channels,
                               preset.coarse_tower_depth, preset.refine_tower_depth,

@@ -33,6 +33,7 @@ if (_REPO / "oscar_edge" / "__init__.py").is_file():
 
 from oscar_edge.errors import UserError, run_cli  # noqa: E402
 from oscar_edge.metrics import _centres, _contains  # noqa: E402  (Pd's centre-in-box rule)
+from oscar_edge.sizes import argparse_type, size_label  # noqa: E402
 
 SMALL_SIDE_PX = 6.0
 # Bins of a target's geometric mean side in network pixels (lower edges; the last is open).
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-thr", type=float, default=0.1)
     p.add_argument("--peak-refine", choices=("on", "off"), default="on")
     p.add_argument("--input-size", default=None, metavar="WxH",
+                   type=argparse_type(name="--input-size", multiple=32, order="hw_out"),
                    help="a fixed letterbox input, as the runtime's --input-size (default: the "
                         "keep-ratio fit)")
     p.add_argument("--threads", type=int, default=0)
@@ -93,18 +95,12 @@ def _main(args: argparse.Namespace) -> int:
     from oscar_edge.data.annotations import load_samples
     from oscar_edge.evaluate import make_detector
     from oscar_edge.preprocess import read_grey
-    from oscar_edge.sizes import parse_size
 
     if not Path(args.onnx).is_file():
         raise UserError(f"--onnx: file not found: {args.onnx}")
     if not 0.0 < args.score_thr < 1.0:
         raise UserError(f"--score-thr must be in (0, 1), got {args.score_thr}")
-    hw = None
-    if args.input_size:
-        try:
-            hw = parse_size(args.input_size, order="hw_out", multiple=32, name="--input-size")
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+    hw = args.input_size  # (height, width) or None
     samples = load_samples(args.data or default_data_root(), args.split)
     backend = create_backend("onnxruntime", model=args.onnx, threads=args.threads).backend
     detector = make_detector(backend, args.peak_refine, hw)
@@ -119,7 +115,7 @@ def _main(args: argparse.Namespace) -> int:
                     key=lambda r: r["best_score_inside"])
     small = [r for r in missed if (r["w"] * r["h"]) ** 0.5 <= SMALL_SIDE_PX]
     near = [r for r in missed if r["best_score_inside"] >= args.score_thr / 2]
-    size = f"input {hw[1]}x{hw[0]} fixed" if hw else "keep-ratio fit"
+    size = f"input {size_label(hw)} fixed" if hw else "keep-ratio fit"
     print(f"{Path(args.onnx).name} on {args.split}, {size}, peak refinement {args.peak_refine}, "
           f"score >= {args.score_thr:g}: {len(missed)} of {len(rows)} targets missed; "
           f"{len(small)} of them <= {SMALL_SIDE_PX:g} px (geometric mean side), {len(near)} "

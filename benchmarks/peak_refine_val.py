@@ -46,7 +46,7 @@ if (_REPO / "oscar_edge" / "__init__.py").is_file():
 from oscar_edge import postprocess as pp  # noqa: E402
 from oscar_edge.metrics import evaluate_detections, noco_key, noco_map  # noqa: E402
 from oscar_edge.preprocess import Letterbox, prepare, read_grey  # noqa: E402
-from oscar_edge.sizes import parse_size  # noqa: E402
+from oscar_edge.sizes import argparse_type, size_label  # noqa: E402
 
 KEYS = ["mNoCoAP"] + [noco_key(t / 10) for t in range(1, 10)] + ["AP50"]
 
@@ -174,16 +174,13 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="val_full")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--input-size", default=None, metavar="WxH",
+                    type=argparse_type(name="--input-size", multiple=32, order="hw_out"),
                     help="a fixed letterbox input (default: the keep-ratio fit)")
     ap.add_argument("--cache", default="/tmp/oscar_peak_refine_cache.npz")
     ap.add_argument("--json", help="write the table as JSON here")
     args = ap.parse_args(argv)
 
-    try:
-        hw = (parse_size(args.input_size, order="hw_out", multiple=32, name="--input-size")
-              if args.input_size else None)
-    except ValueError as exc:
-        ap.error(str(exc))
+    hw = args.input_size  # (height, width) or None
     ckpt = Path(args.checkpoint) if args.checkpoint else SHIPPED_WEIGHTS
     key = f"{_sha256(ckpt)}:{args.split}:{Path(args.data).resolve()}:{hw}"
     samples = load_samples(args.data, args.split)
@@ -267,7 +264,7 @@ def main(argv=None) -> int:
         rows.append((label, evaluate_detections(dets, samples, noco_maps=maps)))
 
     sc = scales.reshape(-1)
-    size = f"input {hw[1]}x{hw[0]} fixed" if hw else "keep-ratio fit"
+    size = f"input {size_label(hw)} fixed" if hw else "keep-ratio fit"
     print(f"### Peak refinement on {args.split}, {size}: {ckpt.name} (sha256 {key[:12]}), "
           f"{len(samples)} images, {sum(len(b) for b in data['boxes'])} detections, "
           f"letterbox scale {sc.min():.3f} .. {sc.max():.3f}\n")
@@ -277,7 +274,7 @@ def main(argv=None) -> int:
         print(f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"checkpoint": str(ckpt), "split": args.split, "input_size": args.input_size,
+            {"checkpoint": str(ckpt), "split": args.split, "input_size": size_label(hw) if hw else None,
              "rows": [{"variant": n, **{k: m[k] for k in KEYS}} for n, m in rows]}, indent=2))
     return 0
 

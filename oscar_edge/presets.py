@@ -83,6 +83,20 @@ _V2 = replace(
     ),
 )
 
+# The shipped architecture (SHIPPED_PRESET below).
+_D4 = replace(
+    _V2,
+    name="oscar-edge-v2-h16-d4",
+    head_channels=16,
+    coarse_tower_depth=4,
+    refine_tower_depth=4,
+    notes=(
+        "the shipped model (README, \"Training and the shipped model\"): "
+        "oscar-edge-v2-h16 with the spec's 4-conv towers, depth bought back with the "
+        "time the narrower head saves"
+    ),
+)
+
 
 PRESETS: Dict[str, Preset] = {
     p.name: p
@@ -119,24 +133,10 @@ PRESETS: Dict[str, Preset] = {
                 "are padded to 32 there)"
             ),
         ),
+        _D4,
         replace(
-            _V2,
-            name="oscar-edge-v2-h16-d4",
-            head_channels=16,
-            coarse_tower_depth=4,
-            refine_tower_depth=4,
-            notes=(
-                "the shipped model (README, \"Training and the shipped model\"): "
-                "oscar-edge-v2-h16 with the spec's 4-conv towers, depth bought back with the "
-                "time the narrower head saves"
-            ),
-        ),
-        replace(
-            _V2,
+            _D4,
             name="oscar-edge-v2-h16-d4-s2",
-            head_channels=16,
-            coarse_tower_depth=4,
-            refine_tower_depth=4,
             stem_fine_convs=1,
             notes=(
                 "experiment (README, \"Deploy-first v2\"): oscar-edge-v2-h16-d4 with one more "

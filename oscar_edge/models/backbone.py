@@ -63,6 +63,8 @@ class ResNetBackbone(nn.Module):
         stem_fine_convs: int = 0,
     ) -> None:
         super().__init__()
+        if stem_fine_convs and len(stem_channels) != 2:
+            raise ValueError("stem_fine_convs is for the light (two-entry) stem")
         if len(stem_channels) == 3:
             c1, c2, c3 = stem_channels
             self.stem = nn.Sequential(
@@ -76,8 +78,6 @@ class ResNetBackbone(nn.Module):
                                       conv_bn_relu(c1, c3, 2))
         else:
             raise ValueError("stem_channels must have 2 or 3 entries")
-        if stem_fine_convs and len(stem_channels) != 2:
-            raise ValueError("stem_fine_convs is for the light (two-entry) stem")
         cin = stem_channels[-1]
         self.stages = nn.ModuleList()
         for i, (cout, depth) in enumerate(zip(stage_channels, stage_depths)):

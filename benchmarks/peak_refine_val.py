@@ -274,7 +274,8 @@ def main(argv=None) -> int:
         print(f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in KEYS) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            {"checkpoint": str(ckpt), "split": args.split, "input_size": size_label(hw) if hw else None,
+            {"checkpoint": str(ckpt), "split": args.split,
+             "input_size": size_label(hw) if hw else None,
              "rows": [{"variant": n, **{k: m[k] for k in KEYS}} for n, m in rows]}, indent=2))
     return 0
 

@@ -49,3 +49,55 @@ def test_input_size_study_table(tmp_path, sirst_root):
                          capture_output=True, text=True, cwd=str(REPO), timeout=120)
     assert bad.returncode == 2 and "NAME=path.onnx" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
+
+
+@needs_onnx
+def test_input_size_study_native_size_keeps_only_that_camera_shape(tmp_path, sirst_root):
+    """--native-size keeps the images of one native size (mini_test: one image is 338x251, with
+    one target); a size no image has is a one-line error."""
+    out = tmp_path / "n.json"
+    onnx = REPO / "oscar_edge" / "weights" / "oscar-edge.onnx"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "input_size_study.py"), "--model",
+           f"m={onnx}", "--sizes", "fit", "--data", str(sirst_root), "--split", "mini_test",
+           "--threads", "1", "--no-progress"]
+    p = subprocess.run(cmd + ["--native-size", "338x251", "--json", str(out)],
+                       capture_output=True, text=True, cwd=str(REPO), timeout=300)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    assert data["native_size"] == "338x251"
+    assert [r["num_boxes"] for r in data["rows"]] == [1, 1]
+    assert "(1 images, native size 338x251 only, 1 targets)" in p.stdout
+    assert all(0.0 <= r["Pd_at_max_fa"] <= 1.0 for r in data["rows"])
+    bad = subprocess.run(cmd + ["--native-size", "640x512"], capture_output=True, text=True,
+                         cwd=str(REPO), timeout=300)
+    assert bad.returncode == 2 and "no image of native size 640x512" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0
+
+
+def test_input_size_study_table_without_targets_reports_only_false_alarms(monkeypatch, capsys,
+                                                                          tmp_path):
+    """Background images only (num_boxes 0): the metric columns say n/a, not 0.0000 or nan."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("iss", REPO / "benchmarks" / "input_size_study.py")
+    iss = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(iss)
+    import oscar_edge.backends.factory as factory
+    import oscar_edge.data.annotations as ann
+    import oscar_edge.export.accuracy as acc
+
+    class _Choice:
+        backend, label = object(), "fake backend"
+
+    nan = float("nan")
+    m = {"mNoCoAP": 0.0, "AP50": 0.0, "Pd": nan, "Fa_per_image": 0.25, "Pd_at_max_fa": 0.0,
+         "Fa_at_max_fa": nan, "num_boxes": 0}
+    monkeypatch.setattr(factory, "create_backend", lambda *a, **k: _Choice())
+    monkeypatch.setattr(ann, "load_samples", lambda *a, **k: ["img"])
+    monkeypatch.setattr(acc, "evaluate_settings", lambda *a, **k: [m, m])
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    assert iss.main(["--model", f"bg={onnx}", "--sizes", "fit", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| bg | fit 1000x600 | on | n/a | n/a | n/a | 0.250 | n/a |" in out
+    assert "nan" not in out and "no targets in these images" in out

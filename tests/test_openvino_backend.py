@@ -77,8 +77,10 @@ def test_f32_matches_onnxruntime_on_every_raw_output(val_greys, tmp_path):
 def test_shipped_reduced_graphs_load_and_track_fp32(precision, val_greys, tmp_path):
     """The shipped INT8 Q/DQ and FP16 graphs run on OpenVINO and stay close to FP32 at the
     runtime's fit: the score maps correlate and, on the image with the strongest FP32 peak
-    (a detected target), the peak is the same; on a faint image the top background logits can
-    swap places under INT8, so those are not compared."""
+    (a detected target), the reduced graph's peak is on the same target: the same cell of the
+    stride-4 map or its neighbour (a target two cells wide can tip to its other cell under
+    INT8; peak refinement then moves the box onto the image's hot spot either way). On a faint
+    image the top background logits can swap places under INT8, so those are not compared."""
     ref = OpenVinoBackend(SHIPPED["fp32"], threads=2, cache_dir=str(tmp_path))
     red = OpenVinoBackend(SHIPPED[precision], threads=2, cache_dir=str(tmp_path))
     assert red.precision == precision and red.preset == SHIPPED_PRESET
@@ -89,10 +91,12 @@ def test_shipped_reduced_graphs_load_and_track_fp32(precision, val_greys, tmp_pa
         score_a, score_b = a[0].ravel(), b[0].ravel()  # refine_score logits
         assert np.corrcoef(score_a, score_b)[0, 1] > 0.75
         assert not np.array_equal(score_a, score_b)  # it really is another graph
-        pairs.append((float(score_a.max()), score_a, score_b))
-    peak, score_a, score_b = max(pairs, key=lambda t: t[0])
+        pairs.append((float(score_a.max()), score_a, score_b, a[0].shape[2:]))
+    peak, score_a, score_b, hw = max(pairs, key=lambda t: t[0])
     assert peak > 0.0  # a target the FP32 graph scores above 0.5
-    assert int(np.argmax(score_a)) == int(np.argmax(score_b))
+    ya, xa = np.unravel_index(int(np.argmax(score_a)), hw)
+    yb, xb = np.unravel_index(int(np.argmax(score_b)), hw)
+    assert max(abs(int(ya) - int(yb)), abs(int(xa) - int(xb))) <= 1, ((ya, xa), (yb, xb))
 
 
 def test_shipped_graphs_come_from_the_shipped_weights():

@@ -325,7 +325,10 @@ def _assert_same(got, want, label):
     (gb, gs), (wb, ws) = got, want
     assert len(gb) == len(wb), (label, len(gb), len(wb))
     if len(wb):
-        assert np.abs(gb - wb).max() <= 1e-4, (label, float(np.abs(gb - wb).max()))
+        # pixel coordinates up to ~1000: 1e-4 px plus a few float32 ulps of the coordinate
+        # (ONNX Runtime and PyTorch round the exp() of the box decode differently)
+        tol = 1e-4 + 4 * np.spacing(np.abs(wb).astype(np.float32))
+        assert (np.abs(gb - wb) <= tol).all(), (label, float(np.abs(gb - wb).max()))
         assert np.abs(gs - ws).max() <= 1e-5, (label, float(np.abs(gs - ws).max()))
 
 

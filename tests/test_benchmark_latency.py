@@ -635,6 +635,8 @@ def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
     # each row's GFLOP/s uses its own model's MACs (v1's 3.22 GMAC at 640x512 against 2.56)
     assert base["gflop_mac_per_image"] < main["gflop_mac_per_image"]
     assert f"### vs baseline (`{shipped_preset}`" in p.stdout and f"{ratio:.2f}x" in p.stdout
+    # the baseline has its own preset: no "--checkpoint holds preset ...; --preset ignored" note
+    assert "ignored" not in p.stderr
 
 
 def test_only_the_measured_model_is_alive_while_timed(tmp_path, sirst_root, monkeypatch):

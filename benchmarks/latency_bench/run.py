@@ -214,8 +214,11 @@ def baseline_source(args: argparse.Namespace, work: Path):
     path = getattr(args, "baseline_checkpoint", None)
     if not path:
         return None
+    from oscar_edge.checkpoint import read
+
     ns = argparse.Namespace(**vars(args))
     ns.checkpoint = path
+    ns.preset = str(read(Path(path))["preset"])  # its own architecture: no "--preset ignored" note
     src = model_source(ns, work)
     src.weights = f"baseline checkpoint {path}"
     return src

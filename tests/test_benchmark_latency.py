@@ -382,6 +382,12 @@ def test_goals_name_the_stage_that_holds_back():
     assert "post-processing p50 0.900 ms" in post["ort-int8"]["why"]
     other = goals.goals(res, "oscar-r18-p2-128", {})
     assert all(r["status"] == "n/a" for r in other if r["goal"] == goals.FULL_GOAL)
+    # a --baseline-checkpoint row (another model) is not judged against the shipped model's goals
+    base = dict(_fake_result("ort [baseline]", "640x512", 40.0, 1.0, 40.0, 0.3),
+                baseline_of="ort")
+    with_base = goals.goals(res + [base], SHIPPED_PRESET, {"isa": {"int8_dot_product": []}})
+    judged = {r["backend"] for r in with_base if r["goal"] in (goals.FULL_GOAL, goals.POST_GOAL)}
+    assert judged == {"torch", "ort", "ort-int8"}
 
 
 # ------------------------------------------------------------------------------ end to end

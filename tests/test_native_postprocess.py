@@ -278,11 +278,14 @@ def test_no_allocation_per_call_after_warmup(native):
     assert native._ws.ctypes.data == ws_before
     # Nothing allocated by the post-processing code stays alive across 500 calls. (Filtered to
     # oscar_edge/native.py: tracemalloc sees every thread of the test process, and a
-    # per-call (1000, 4) float32 array allocated there would be 16 kB.)
+    # per-call (1000, 4) float32 array allocated there would be 16 kB.) The bound is per call:
+    # anything kept per call, even the smallest Python object (16 B), is >= 8 kB over 500
+    # calls, while a one-off interpreter cache filled during the loop is about 1 kB (1088 B was
+    # seen once in CI against a bound of 1 kB).
     native_file = str(Path(native_module.__file__))
     held = sum(st.size for st in snapshot.filter_traces(
         [tracemalloc.Filter(True, native_file)]).statistics("filename"))
-    assert held < 1024, held
+    assert held < 4096, held
 
 
 # -- library loading ----------------------------------------------------------------------------

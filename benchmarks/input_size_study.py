@@ -76,20 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def native_filter(samples: Sequence, text: str) -> list:
-    """The samples whose image is ``text`` = 'WxH' pixels (read from the files)."""
-    import cv2
+    """The samples whose image is ``text`` = 'WxH' pixels (read from the files with the
+    evaluation's own reader, so an unreadable file is its one-line error)."""
+    from oscar_edge.preprocess import read_grey
 
     try:
         h, w = parse_size(text, order="hw_out", name="--native-size")
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    kept = []
-    for s in samples:
-        image = cv2.imread(s.image_path, cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise UserError(f"cannot read image {s.image_path}")
-        if image.shape[:2] == (h, w):
-            kept.append(s)
+    kept = [s for s in samples if read_grey(s.image_path).shape == (h, w)]
     if not kept:
         raise UserError(f"no image of native size {w}x{h} in the split")
     return kept
@@ -114,6 +109,7 @@ def _main(args: argparse.Namespace) -> int:
     samples = load_samples(args.data or default_data_root(), args.split)
     if args.native_size:
         samples = native_filter(samples, args.native_size)
+    targets = sum(len(s.boxes) for s in samples)
     rows: List[Dict[str, object]] = []
     for name, path in models:
         choice = create_backend(args.backend, model=path, threads=args.threads)
@@ -129,13 +125,13 @@ def _main(args: argparse.Namespace) -> int:
                              "num_boxes": m["num_boxes"], "backend": choice.label})
     native = f", native size {args.native_size} only" if args.native_size else ""
     print(f"Input size study on `{args.split}` ({len(samples)} images{native}, "
-          f"{rows[0]['num_boxes'] if rows else 0} targets), "
+          f"{targets} targets), "
           f"{rows[0]['backend'] if rows else ''}:\n")
     print("| model | input | peak refinement | mNoCoAP | AP50 | Pd @ 0.1 | false alarms / image "
           "| best Pd at <= 0.05 false alarms / image |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        if r["num_boxes"]:
+        if targets:
             hits = (f"{r['mNoCoAP']:.4f} | {r['AP50']:.4f} | {r['Pd']:.3f} | "
                     f"{r['Fa_per_image']:.3f} | {r['Pd_at_max_fa']:.3f} at {r['Fa_at_max_fa']:.3f}")
         else:  # background images only: false alarms are the one meaningful figure
@@ -143,7 +139,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"| {r['model']} | {r['size']} | {'on' if r['peak_refine'] else 'off'} | {hits} |")
     print()
     for name, _ in models:
-        if rows and not rows[0]["num_boxes"]:
+        if not targets:
             print(f"- {name}: no targets in these images, so no mNoCoAP spread")
             continue
         for refine in (True, False):

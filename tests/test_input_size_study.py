@@ -78,8 +78,10 @@ def test_input_size_study_table_without_targets_reports_only_false_alarms(monkey
                                                                           tmp_path):
     """Background images only (num_boxes 0): the metric columns say n/a, not 0.0000 or nan."""
     import importlib.util
+    import types
 
-    spec = importlib.util.spec_from_file_location("iss", REPO / "benchmarks" / "input_size_study.py")
+    spec = importlib.util.spec_from_file_location("iss",
+                                                  REPO / "benchmarks" / "input_size_study.py")
     iss = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(iss)
     import oscar_edge.backends.factory as factory
@@ -93,7 +95,8 @@ def test_input_size_study_table_without_targets_reports_only_false_alarms(monkey
     m = {"mNoCoAP": 0.0, "AP50": 0.0, "Pd": nan, "Fa_per_image": 0.25, "Pd_at_max_fa": 0.0,
          "Fa_at_max_fa": nan, "num_boxes": 0}
     monkeypatch.setattr(factory, "create_backend", lambda *a, **k: _Choice())
-    monkeypatch.setattr(ann, "load_samples", lambda *a, **k: ["img"])
+    monkeypatch.setattr(ann, "load_samples",
+                        lambda *a, **k: [types.SimpleNamespace(image_path="img", boxes=[])])
     monkeypatch.setattr(acc, "evaluate_settings", lambda *a, **k: [m, m])
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")

@@ -645,6 +645,25 @@ def test_baseline_checkpoint_rows_and_ratios(tmp_path, sirst_root):
     assert "ignored" not in p.stderr
 
 
+def test_checkpoint_preset_wins_over_preset_with_one_note(tmp_path, sirst_root):
+    """--checkpoint of another preset than --preset: the checkpoint's preset is timed and the
+    user is told once that --preset was ignored."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    env = dict(os.environ, OSCAR_DATA=str(sirst_root))
+    out_json = tmp_path / "out.json"
+    shipped = Path(__file__).resolve().parents[1] / "oscar_edge" / "weights" / "oscar-edge.pt"
+    cmd = [sys.executable, str(SCRIPT), "--backends", "ort", "--preset", "oscar-edge",
+           "--checkpoint", str(shipped), "--size", "160x128", "--runs", "3", "--warmup", "1",
+           "--frames", "2", "--threads", "1", "--no-jetson", "--work-dir", str(tmp_path / "w"),
+           "--json", str(out_json)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(out_json.read_text())["model"]["preset"] == SHIPPED_PRESET
+    note = f"--checkpoint holds preset {SHIPPED_PRESET}; --preset oscar-edge ignored"
+    assert p.stderr.count(note) == 1
+
+
 def test_only_the_measured_model_is_alive_while_timed(tmp_path, sirst_root, monkeypatch):
     """Every row closes its sessions before the next row is timed: an idle session of an earlier
     row (its thread pools) must not share the CPU with the one being measured."""

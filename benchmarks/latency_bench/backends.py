@@ -101,9 +101,7 @@ def model_source(args: argparse.Namespace, work: Path) -> ModelSource:
 
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
-        preset = str(read(ckpt)["preset"])
-        if preset != args.preset:
-            log(f"note: --checkpoint holds preset {preset}; --preset {args.preset} ignored")
+        preset = str(read(ckpt)["preset"])  # its preset wins over --preset (run.py notes it)
         return ModelSource(preset, ckpt, _export(ckpt, work), f"checkpoint {ckpt}")
     from oscar_edge.presets import get_preset
 

@@ -78,6 +78,8 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, object]:
     m["peaks"] = compute_peaks(m.get("cpu_flags", []), used, m.get("cpu_ghz_reported"),
                                str(m.get("cpu_vendor") or ""), m.get("cpu_family"))
     src = model_source(args, work)
+    if args.checkpoint and src.preset != args.preset:
+        log(f"note: --checkpoint holds preset {src.preset}; --preset {args.preset} ignored")
     torch_threads = None
     try:  # the FLOP count needs torch as well
         import torch
@@ -214,11 +216,8 @@ def baseline_source(args: argparse.Namespace, work: Path):
     path = getattr(args, "baseline_checkpoint", None)
     if not path:
         return None
-    from oscar_edge.checkpoint import read
-
     ns = argparse.Namespace(**vars(args))
     ns.checkpoint = path
-    ns.preset = str(read(Path(path))["preset"])  # its own architecture: no "--preset ignored" note
     src = model_source(ns, work)
     src.weights = f"baseline checkpoint {path}"
     return src

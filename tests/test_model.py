@@ -59,3 +59,23 @@ def test_torch_box_decode_matches_numpy_reference():
     # anchor of P2 point (3, 5) is the coarse box of P3 point (1, 2) decoded at (20, 12)
     l, t, r, b = np.exp(c_bbox[0, :, 1, 2].astype(np.float64))
     np.testing.assert_allclose(anchors[:, 3, 5], [20 - l, 12 - t, 20 + r, 12 + b], atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,src,dst", [("nearest", (5, 7), (10, 14)),
+                                          ("bilinear", (5, 7), (10, 14)),
+                                          ("bilinear", (10, 14), (5, 7)),
+                                          ("nearest", (5, 7), (11, 13)),
+                                          ("bilinear", (9, 7), (5, 7))])
+def test_resize_like_equals_the_spec_resize(mode, src, dst):
+    """The constant-scale forms (2x up, 2x2 average pool for 2x bilinear down) and the
+    size-based fallback give the spec's size-based resize (spec section 2)."""
+    from oscar_edge.models.resample import resize_like
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, *src, generator=g)
+    like = torch.zeros(1, 1, *dst)
+    kw = {} if mode == "nearest" else {"align_corners": False}
+    want = torch.nn.functional.interpolate(x, size=dst, mode=mode, **kw)
+    got = resize_like(x, like, mode)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)

@@ -399,7 +399,10 @@ def quantize_int8_ort(onnx_path: str | os.PathLike, out: str | os.PathLike, path
             root.setLevel(logging.ERROR)
         try:
             with _quiet(verbose):
-                quant_pre_process(str(onnx_path), pre)
+                # auto_merge: the symbolic shapes of an upsampled level (2 * floor(H / 64)...)
+                # and of the finer level it is added to (floor(H / 32)...) are equal for the
+                # graph's multiples of 32, which the inference cannot prove by itself
+                quant_pre_process(str(onnx_path), pre, auto_merge=True)
                 quantize_static(pre, work_out, make_reader(paths, size, "int8 (ORT) calibration"),
                                 quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

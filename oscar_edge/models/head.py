@@ -26,8 +26,9 @@ from __future__ import annotations
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .resample import resize_like
 
 # Deviation (named): the released head computes exp() of the scaled coarse regression without
 # a bound. We clamp the log-distance at 10 (22026 px, far beyond any input) so that an early
@@ -67,7 +68,7 @@ def tower(cin: int, channels: int, depth: int, groups: int, norm: str = "gn") ->
 
 
 def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return resize_like(x, like, "bilinear")
 
 
 class OscarHead(nn.Module):

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .resample import resize_like
 
 
 class FPN(nn.Module):
@@ -32,6 +33,5 @@ class FPN(nn.Module):
         """[C2..C5] -> (P2 (B, F, H/4, W/4), P3 (B, F, H/8, W/8))."""
         lat = [conv(f) for conv, f in zip(self.laterals, feats)]
         for i in range(len(lat) - 1, 0, -1):
-            lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[-2:],
-                                                    mode="nearest")
+            lat[i - 1] = lat[i - 1] + resize_like(lat[i], lat[i - 1], "nearest")
         return self.out_p2(lat[0]), self.out_p3(lat[1])

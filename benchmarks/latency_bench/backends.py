@@ -83,9 +83,13 @@ def _random_checkpoint(preset: str, seed: int, work: Path) -> Path:
 
 
 def _export(checkpoint: Path, work: Path, log_fn=log) -> Path:
+    from oscar_edge import models
     from oscar_edge.export import onnx_export
 
-    key = _key(file_sha256(checkpoint), file_sha256(onnx_export.__file__))
+    # the graph depends on the exporter and on the model code (a changed layer, same weights)
+    model_code = sorted(Path(models.__file__).parent.glob("*.py"))
+    key = _key(file_sha256(checkpoint), file_sha256(onnx_export.__file__),
+               *(file_sha256(p) for p in model_code))
     out = work / f"{checkpoint.stem}-{key}.fp32.onnx"
     if out.is_file():
         return out

@@ -128,7 +128,7 @@ PRESETS: Dict[str, Preset] = {
             name="oscar-edge-v2-h16",
             head_channels=16,
             notes=(
-                "experiment (README, \"Deploy-first v2\"): oscar-edge-v2 with head towers of "
+                "experiment (docs/deploy-first-v2.md): oscar-edge-v2 with head towers of "
                 "width 16, one 16-channel block of the CPU runtimes' AVX-512 layouts (24 channels "
                 "are padded to 32 there)"
             ),
@@ -139,7 +139,7 @@ PRESETS: Dict[str, Preset] = {
             name="oscar-edge-v2-h16-d4-s2",
             stem_fine_convs=1,
             notes=(
-                "experiment (README, \"Deploy-first v2\"): oscar-edge-v2-h16-d4 with one more "
+                "experiment (docs/deploy-first-v2.md): oscar-edge-v2-h16-d4 with one more "
                 "16-channel 3x3 conv at stride 2 in the stem, for targets of a few network pixels"
             ),
         ),

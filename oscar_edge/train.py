@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small-target-weight", type=float, default=1.0, metavar="K",
                    help="multiply the classification loss of positives of targets of at most "
                         "5 px (geometric mean side, network input) by K, fading to 1 at 10 px "
-                        "(README, \"Deploy-first v2\"; default 1: the spec's loss)")
+                        "(README, \"Training and the shipped model\"; default 1: the spec's loss)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="fine-tune: start from these weights (same preset) instead of a random "
                         "start, e.g. oscar_edge/weights/oscar-edge.pt")

@@ -1,6 +1,6 @@
 """``oscar-edge``: one entry point with a subcommand per tool.
 
-    oscar-edge info | train | evaluate | run | export-triton | serve [options]
+    oscar-edge info | train | evaluate | soup | run | export-triton | serve [options]
 
 Each tool also runs as ``python -m oscar_edge.<tool>``.
 """
@@ -14,6 +14,7 @@ TOOLS = {
     "info": "parameters and GFLOPs of every preset",
     "train": "train a preset on SIRST-V2",
     "evaluate": "mNoCoAP / AP50 / Pd-Fa of a checkpoint on a split",
+    "soup": "average checkpoints fine-tuned from the same weights (a model soup)",
     "run": "live detection on a camera, stream, video, images or synthetic:// (latency report)",
     "export-triton": "write a Triton Inference Server model repository (CPU or GPU)",
     "serve": "serve a CPU model repository with the Triton server of nvidia-pytriton",

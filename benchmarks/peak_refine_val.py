@@ -30,7 +30,6 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -44,19 +43,12 @@ if (_REPO / "oscar_edge" / "__init__.py").is_file():
     sys.path.insert(0, str(_REPO))
 
 from oscar_edge import postprocess as pp  # noqa: E402
+from oscar_edge.hashing import file_sha256  # noqa: E402
 from oscar_edge.metrics import evaluate_detections, noco_key, noco_map  # noqa: E402
 from oscar_edge.preprocess import Letterbox, prepare, read_grey  # noqa: E402
 from oscar_edge.sizes import argparse_type, size_label  # noqa: E402
 
 KEYS = ["mNoCoAP"] + [noco_key(t / 10) for t in range(1, 10)] + ["AP50"]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def run_model(checkpoint, samples, threads: int, input_size=None) -> Dict[str, object]:
@@ -182,7 +174,7 @@ def main(argv=None) -> int:
 
     hw = args.input_size  # (height, width) or None
     ckpt = Path(args.checkpoint) if args.checkpoint else SHIPPED_WEIGHTS
-    key = f"{_sha256(ckpt)}:{args.split}:{Path(args.data).resolve()}:{hw}"
+    key = f"{file_sha256(ckpt)}:{args.split}:{Path(args.data).resolve()}:{hw}"
     samples = load_samples(args.data, args.split)
     cache = Path(args.cache)
     data = load_cache(cache, key)

@@ -13,19 +13,11 @@ in its metadata. Loading uses ``torch.load(weights_only=True)`` (``oscar_edge.ch
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from .errors import UserError, run_cli
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from .hashing import file_sha256
 
 
 def average(paths: Sequence[str | Path]) -> Dict[str, Any]:
@@ -51,7 +43,7 @@ def average(paths: Sequence[str | Path]) -> Dict[str, Any]:
         else:
             state[k] = first.clone()
     meta = {"note": f"uniform weight average of {len(paths)} checkpoints (oscar-edge soup)",
-            "soup_of": [{"path": str(p), "sha256": _sha256(Path(p))} for p in paths]}
+            "soup_of": [{"path": str(p), "sha256": file_sha256(p)} for p in paths]}
     return {"preset": preset, "state_dict": state, "meta": meta}
 
 

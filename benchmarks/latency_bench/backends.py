@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from oscar_edge.errors import UserError
+from oscar_edge.hashing import file_sha256
 
 from .common import SHIPPED_PRESET, first_line, log, pkg_version, size_label
 from .machine import tensorrt_version
@@ -38,14 +39,6 @@ def default_work_dir() -> Path:
 
 
 # ============================================================================ models
-def file_sha256(path: os.PathLike | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _key(*parts: object) -> str:
     return hashlib.sha256("\n".join(str(p) for p in parts).encode()).hexdigest()[:12]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UserError, run_cli
+from ..hashing import file_sha256
 from ..postprocess import COARSE_STRIDE, OUTPUT_NAMES, REFINE_STRIDE
 from ..preprocess import FIT_SIZE, IN_CHANNELS, MEAN, SIZE_DIVISOR, STD
 
@@ -57,14 +57,6 @@ class ExportResult:
     metadata: Dict[str, str]
     simplified: bool
     max_abs_diff: Dict[str, float] = field(default_factory=dict)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def dynamic_axes() -> Dict[str, Dict[int, str]]:

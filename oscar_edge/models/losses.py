@@ -8,10 +8,10 @@
   the whole P2 map, mean, weight 1000, t = ground-truth NoCo map sampled nearest-exact on P2.
 
 Optional, off by default (named deviation, README "Training and the shipped model"):
-``small_target_weight`` K > 1 multiplies the focal term of every positive point by ``small_target_weights``: K for a
-point whose real box is at most SMALL_TARGET_SIDES[0] pixels (geometric mean side, input
-pixels), 1 from SMALL_TARGET_SIDES[1] pixels up, linear in between. The normalisation (number
-of positives) is unchanged.
+``small_target_weight`` K > 1 multiplies the focal term of every positive point by
+``small_target_weights``: K for a point whose real box is at most SMALL_TARGET_SIDES[0]
+pixels (geometric mean side, input pixels), 1 from SMALL_TARGET_SIDES[1] pixels up, linear in
+between. The normalisation (number of positives) is unchanged.
 """
 from __future__ import annotations
 

@@ -25,12 +25,9 @@ def resize_like(x: torch.Tensor, like: torch.Tensor, mode: str) -> torch.Tensor:
     (``align_corners=False``)."""
     h, w = x.shape[-2:]
     H, W = like.shape[-2:]
+    kw = {} if mode == "nearest" else {"align_corners": False}
     if H == 2 * h and W == 2 * w:
-        if mode == "nearest":
-            return F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return F.interpolate(x, scale_factor=2.0, mode=mode, align_corners=False)
+        return F.interpolate(x, scale_factor=2.0, mode=mode, **kw)
     if mode == "bilinear" and h == 2 * H and w == 2 * W:
         return F.avg_pool2d(x, 2)
-    if mode == "nearest":
-        return F.interpolate(x, size=(H, W), mode="nearest")
-    return F.interpolate(x, size=(H, W), mode=mode, align_corners=False)
+    return F.interpolate(x, size=(H, W), mode=mode, **kw)

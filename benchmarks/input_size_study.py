@@ -13,6 +13,13 @@ runtime's ``--input-size``). Prints a Markdown table: mNoCoAP, AP50, Pd / false 
 image at score 0.1 and the best Pd with at most 0.05 false alarms per image, and per model the
 spread of mNoCoAP across the sizes.
 
+The spread of a few hundred targets is itself noisy. ``--bootstrap B`` (default 1000; 0 turns it
+off) redraws the split's images B times with replacement and scores every size of a model on
+the same draws (a paired bootstrap): it prints the 5-95 % interval of the spread and of each
+size's difference to the best size, so a reader can tell a real loss at one size from the
+noise of the split. Both are stated for this split; the spread's interval leans high, since the
+largest minus the smallest of noisy figures is positive even when the sizes are equally good.
+
 For one camera, ``--native-size 640x512`` keeps only the split's images of that native size, so
 ``--sizes 640x512,fit`` compares the camera's native input with the keep-ratio fit on frames of
 that camera's shape (README, "Deploy-first v2", the runtime's default input).
@@ -71,8 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", help="write the rows as JSON here")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="paired image bootstrap draws for the spread's interval (0: off; "
+                        "default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def bootstrap_summary(sets: Sequence, samples: Sequence, maps: Sequence, labels: Sequence[str],
+                      draws) -> Dict[str, object]:
+    """Paired bootstrap of one model and refinement setting over its sizes: the 5 / 50 / 95 %
+    points of the spread (points) and of each size's mNoCoAP minus the best size's."""
+    import numpy as np
+
+    from oscar_edge.metrics import mnoco_ap_resampled
+
+    full = mnoco_ap_resampled(sets, samples, maps, np.arange(len(samples))[None])[0]
+    boot = mnoco_ap_resampled(sets, samples, maps, draws)
+    best = int(np.argmax(full))
+    pct = (5, 50, 95)
+    spread = 100 * (boot.max(axis=1) - boot.min(axis=1))
+    diffs = {labels[i]: [float(v) for v in np.percentile(100 * (boot[:, i] - boot[:, best]), pct)]
+             for i in range(len(labels)) if i != best}
+    return {"resamples": int(len(boot)), "best_size": labels[best],
+            "spread_points_p5_p50_p95": [float(v) for v in np.percentile(spread, pct)],
+            "minus_best_points_p5_p50_p95": diffs}
 
 
 def native_filter(samples: Sequence, text: str) -> list:
@@ -99,30 +130,43 @@ def _main(args: argparse.Namespace) -> int:
     from oscar_edge.backends.factory import create_backend
     from oscar_edge.data import default_data_root
     from oscar_edge.data.annotations import load_samples
-    from oscar_edge.export.accuracy import evaluate_settings
+    from oscar_edge.export.accuracy import collect_detections
+    from oscar_edge.metrics import bootstrap_draws, evaluate_detections
     from oscar_edge.preprocess import FIT_SIZE
 
     models = [parse_model(m) for m in args.model]
     sizes = parse_sizes(args.sizes)
+    if args.bootstrap < 0:
+        raise UserError("--bootstrap must be 0 (off) or a positive number of draws")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"output folder does not exist: {Path(args.json).resolve().parent}")
     samples = load_samples(args.data or default_data_root(), args.split)
     if args.native_size:
         samples = native_filter(samples, args.native_size)
     targets = sum(len(s.boxes) for s in samples)
+    labels = ["fit %dx%d" % FIT_SIZE if hw is None else f"{hw[1]}x{hw[0]}" for hw in sizes]
+    draws = bootstrap_draws(len(samples), args.bootstrap, args.seed) \
+        if args.bootstrap and targets else None
     rows: List[Dict[str, object]] = []
+    boot: Dict[str, Dict[str, object]] = {}
     for name, path in models:
         choice = create_backend(args.backend, model=path, threads=args.threads)
-        for hw in sizes:
-            label = "fit %dx%d" % FIT_SIZE if hw is None else f"{hw[1]}x{hw[0]}"
-            ms = evaluate_settings(choice.backend, samples, not args.no_progress, (True, False),
-                                   hw)
-            for refine, m in zip((True, False), ms):
+        per_refine: Dict[bool, list] = {True: [], False: []}
+        for hw, label in zip(sizes, labels):
+            dets, maps = collect_detections(choice.backend, samples, not args.no_progress,
+                                            (True, False), hw)
+            for refine, d in zip((True, False), dets):
+                per_refine[refine].append(d)
+                m = evaluate_detections(d, samples, noco_maps=maps)
                 rows.append({"model": name, "onnx": path, "size": label, "peak_refine": refine,
                              "mNoCoAP": m["mNoCoAP"], "AP50": m["AP50"], "Pd": m["Pd"],
                              "Fa_per_image": m["Fa_per_image"],
                              "Pd_at_max_fa": m["Pd_at_max_fa"], "Fa_at_max_fa": m["Fa_at_max_fa"],
                              "num_boxes": m["num_boxes"], "backend": choice.label})
+        if draws is not None:
+            for refine in (True, False):
+                boot[f"{name}, refinement {'on' if refine else 'off'}"] = bootstrap_summary(
+                    per_refine[refine], samples, maps, labels, draws)
     native = f", native size {args.native_size} only" if args.native_size else ""
     print(f"Input size study on `{args.split}` ({len(samples)} images{native}, "
           f"{targets} targets), "
@@ -144,11 +188,21 @@ def _main(args: argparse.Namespace) -> int:
             continue
         for refine in (True, False):
             vals = [r["mNoCoAP"] for r in rows if r["model"] == name and r["peak_refine"] == refine]
-            print(f"- {name}, refinement {'on' if refine else 'off'}: mNoCoAP spread across sizes "
-                  f"{100 * (max(vals) - min(vals)):.2f} points")
+            key = f"{name}, refinement {'on' if refine else 'off'}"
+            text = (f"- {key}: mNoCoAP spread across sizes "
+                    f"{100 * (max(vals) - min(vals)):.2f} points")
+            if key in boot:
+                b = boot[key]
+                lo, _, hi = b["spread_points_p5_p50_p95"]
+                diffs = "; ".join(f"{size} {v[1]:+.2f} [{v[0]:+.2f}, {v[2]:+.2f}]"
+                                  for size, v in b["minus_best_points_p5_p50_p95"].items())
+                text += (f" (bootstrap 5-95 %: {lo:.2f} to {hi:.2f}, {b['resamples']} draws); "
+                         f"difference to the best size ({b['best_size']}), median [5 %, 95 %]: {diffs}")
+            print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split,
-                                               "native_size": args.native_size, "rows": rows},
+                                               "native_size": args.native_size, "rows": rows,
+                                               "bootstrap": boot, "bootstrap_seed": args.seed},
                                               indent=2)
                                    + "\n")
     return 0

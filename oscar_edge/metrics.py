@@ -239,7 +239,12 @@ class _NocoInputs:
 
     def curve(self, thr: float) -> Tuple[np.ndarray, np.ndarray]:
         """(recall, precision) at NoCo threshold ``thr``."""
-        scores_all, tps_all = [], []
+        return _pr_curve([s for s, _, _, _ in self.per_image], self.image_tps(thr), self.num_gt)
+
+    def image_tps(self, thr: float) -> List[np.ndarray]:
+        """Per image, the TP flags (N,) of its score-sorted detections at NoCo threshold
+        ``thr``; matching never crosses images, so these can be pooled in any selection."""
+        tps_all = []
         for scores, values, first, num_gt in self.per_image:
             matched = np.zeros(num_gt, dtype=bool)
             tp = np.zeros(len(scores))
@@ -252,9 +257,8 @@ class _NocoInputs:
                 if values[i] > thr and g >= 0 and not matched[g]:
                     matched[g] = True
                     tp[i] = 1.0
-            scores_all.append(scores)
             tps_all.append(tp)
-        return _pr_curve(scores_all, tps_all, self.num_gt)
+        return tps_all
 
 
 def noco_ap(detections: Sequence[DetectionsLike], gts: Sequence,
@@ -279,6 +283,64 @@ def mnoco_ap(detections: Sequence[DetectionsLike], gts: Sequence,
     inputs = _NocoInputs(detections, gts, noco_maps)
     out = {noco_key(t): voc_ap(*inputs.curve(t)) for t in thresholds}
     return {"mNoCoAP": float(np.mean(list(out.values()))), **out}
+
+
+def _weighted_voc_ap(tp: np.ndarray, weights: np.ndarray, num_gt: float) -> float:
+    """VOC AP of score-sorted TP flags (N,) where detection i counts ``weights[i]`` times
+    (an image drawn k times by a bootstrap contributes each of its detections k times)."""
+    if num_gt <= 0:
+        return 0.0
+    tps = np.cumsum(weights * tp)
+    fps = np.cumsum(weights * (1.0 - tp))
+    eps = np.finfo(np.float64).eps
+    return voc_ap(tps / num_gt, tps / np.maximum(tps + fps, eps))
+
+
+def bootstrap_draws(num_images: int, num_resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(B, n) image indices: B draws of n images with replacement (seeded)."""
+    if num_images <= 0:
+        raise ValueError("bootstrap needs at least one image")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, num_images, size=(max(int(num_resamples), 0), num_images))
+
+
+def mnoco_ap_resampled(detection_sets: Sequence[Sequence[DetectionsLike]], gts: Sequence,
+                       noco_maps: Sequence[np.ndarray], draws: np.ndarray,
+                       thresholds: Sequence[float] = NOCO_THRESHOLDS) -> np.ndarray:
+    """mNoCoAP of several settings of the same images on the same image draws (a paired
+    bootstrap when ``draws`` comes from :func:`bootstrap_draws`).
+
+    Args:
+        detection_sets: S lists, each with per image ``(boxes (N, 4), scores (N,))`` of one
+            setting (an input size, peak refinement on / off) on the same n images.
+        gts: per image (G, 4) GT boxes or Samples.
+        noco_maps: per image (H, W) NoCo maps.
+        draws: (B, n) image indices per draw.
+
+    Returns:
+        (B, S) mNoCoAP. An image drawn k times counts k times, exactly as if its detections and
+        targets were listed k times, so a draw of every image once gives :func:`mnoco_ap`.
+    """
+    n = len(gts)
+    draws = np.asarray(draws, dtype=np.int64).reshape(-1, n) if n else np.zeros((0, 0), int)
+    if n == 0 or (draws.size and (draws.min() < 0 or draws.max() >= n)):
+        raise ValueError(f"draws must index the {n} images")
+    counts = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64) \
+        if len(draws) else np.zeros((0, n))
+    num_gt = counts @ np.array([len(_gt_boxes(g)) for g in gts], dtype=np.float64)
+    out = np.zeros((len(counts), len(detection_sets)))
+    for s, dets in enumerate(detection_sets):
+        inputs = _NocoInputs(dets, gts, noco_maps)
+        scores = np.concatenate([np.zeros(0)] + [p[0] for p in inputs.per_image])
+        image = np.concatenate([np.zeros(0, dtype=np.int64)]
+                               + [np.full(len(p[0]), i) for i, p in enumerate(inputs.per_image)])
+        order = np.argsort(-scores, kind="stable")
+        image = image[order]
+        for t in thresholds:
+            tp = np.concatenate([np.zeros(0)] + inputs.image_tps(t))[order]
+            for b in range(len(counts)):
+                out[b, s] += _weighted_voc_ap(tp, counts[b, image], num_gt[b])
+    return out / len(thresholds)
 
 
 # ----------------------------------------------------------------------------- box AP, Pd/Fa

@@ -44,11 +44,28 @@ def test_input_size_study_table(tmp_path, sirst_root):
     assert [(r["size"], r["peak_refine"]) for r in rows] == [
         ("320x256", True), ("320x256", False), ("fit 1000x600", True), ("fit 1000x600", False)]
     assert "| v1 | 320x256 | on |" in p.stdout and "spread across sizes" in p.stdout
+    # the paired bootstrap: ordered percentiles; with two sizes the spread of a draw is the
+    # size of its difference, so the difference's median is no larger than the spread's
+    boot = json.loads(out.read_text())["bootstrap"]
+    assert set(boot) == {"v1, refinement on", "v1, refinement off"}
+    for b in boot.values():
+        lo, mid, hi = b["spread_points_p5_p50_p95"]
+        assert b["resamples"] == 1000 and 0.0 <= lo <= mid <= hi
+        assert b["best_size"] in ("320x256", "fit 1000x600")
+        (diff,) = b["minus_best_points_p5_p50_p95"].values()
+        assert diff[0] <= diff[1] <= diff[2] and abs(diff[1]) <= mid + 1e-6
+        assert max(abs(diff[0]), abs(diff[2])) <= hi + 1e-6
+    assert "bootstrap 5-95 %" in p.stdout
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "input_size_study.py"),
                           "--model", "novalue", "--split", "mini_test"],
                          capture_output=True, text=True, cwd=str(REPO), timeout=120)
     assert bad.returncode == 2 and "NAME=path.onnx" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
+    neg = subprocess.run([sys.executable, str(REPO / "benchmarks" / "input_size_study.py"),
+                          "--model", f"v1={onnx}", "--bootstrap", "-1", "--split", "mini_test",
+                          "--data", str(sirst_root)],
+                         capture_output=True, text=True, cwd=str(REPO), timeout=120)
+    assert neg.returncode == 2 and "--bootstrap must be 0" in neg.stderr
 
 
 @needs_onnx
@@ -91,13 +108,15 @@ def test_input_size_study_table_without_targets_reports_only_false_alarms(monkey
     class _Choice:
         backend, label = object(), "fake backend"
 
-    nan = float("nan")
-    m = {"mNoCoAP": 0.0, "AP50": 0.0, "Pd": nan, "Fa_per_image": 0.25, "Pd_at_max_fa": 0.0,
-         "Fa_at_max_fa": nan, "num_boxes": 0}
+    import numpy as np
+
+    # four background images, one false alarm above the 0.1 score threshold: 0.25 per image
+    dets = [(np.array([[1.0, 1, 4, 4]]), np.array([0.5]))] + [(np.zeros((0, 4)), np.zeros(0))] * 3
+    maps = [np.zeros((32, 32), np.float32)] * 4
     monkeypatch.setattr(factory, "create_backend", lambda *a, **k: _Choice())
     monkeypatch.setattr(ann, "load_samples",
-                        lambda *a, **k: [types.SimpleNamespace(image_path="img", boxes=[])])
-    monkeypatch.setattr(acc, "evaluate_settings", lambda *a, **k: [m, m])
+                        lambda *a, **k: [types.SimpleNamespace(image_path="img", boxes=[])] * 4)
+    monkeypatch.setattr(acc, "collect_detections", lambda *a, **k: ([dets, dets], maps))
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
     assert iss.main(["--model", f"bg={onnx}", "--sizes", "fit", "--data", str(tmp_path)]) == 0

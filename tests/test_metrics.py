@@ -379,3 +379,62 @@ def test_corrupt_png_names_file(tmp_path):
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     with pytest.raises(ImageReadError, match="broken.png"):
         read_grey(str(p))
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+def _random_scene(rng, n_images=6):
+    """Images with one blob target each (some without), detections near and far, all scores
+    distinct so that pooling order has no ties."""
+    dets, gts, maps = [], [], []
+    scores = iter(rng.permutation(1000) / 1000.0 + 1e-4)
+    for i in range(n_images):
+        if i % 3 == 2:  # background image with a false alarm
+            maps.append(np.zeros((48, 40), np.float32))
+            gts.append(np.zeros((0, 4), np.float32))
+            dets.append((np.array([[5.0, 5, 10, 10]]), np.array([next(scores)])))
+            continue
+        centre = (int(rng.integers(12, 40)), int(rng.integers(12, 40)))
+        grey = blob_image(centre=centre)
+        box = np.array([[centre[1] - 3, centre[0] - 3, centre[1] + 3, centre[0] + 3]], np.float32)
+        shift = rng.uniform(-2.5, 2.5, size=(3, 2))  # three guesses of varying quality
+        boxes = np.concatenate([box + np.tile(s, 2) for s in shift])
+        maps.append(noco_map(grey, box))
+        gts.append(box)
+        dets.append((boxes, np.array([next(scores) for _ in range(3)])))
+    return dets, gts, maps
+
+
+def test_resampled_mnoco_ap_equals_mnoco_ap_of_the_listed_draw():
+    """Weighting an image by how often it is drawn is the same as listing it that often."""
+    from oscar_edge.metrics import bootstrap_draws, mnoco_ap_resampled
+
+    rng = np.random.default_rng(3)
+    dets, gts, maps = _random_scene(rng)
+    other = [(b + 1.5, s) for b, s in dets]  # a second setting of the same images
+    draws = np.concatenate([np.arange(len(gts))[None], bootstrap_draws(len(gts), 12, seed=5)])
+    got = mnoco_ap_resampled([dets, other], gts, maps, draws)
+    assert got.shape == (13, 2)
+    for b, d in enumerate(draws):
+        for s, setting in enumerate((dets, other)):
+            want = mnoco_ap([setting[i] for i in d], [gts[i] for i in d], [maps[i] for i in d])
+            assert got[b, s] == pytest.approx(want["mNoCoAP"], abs=1e-12)
+    assert got[0, 0] == pytest.approx(mnoco_ap(dets, gts, maps)["mNoCoAP"], abs=1e-12)
+    assert len(set(np.round(got[:, 0], 9))) > 3  # the draws differ, and so do the scores
+
+
+def test_bootstrap_draws_hand_cases():
+    from oscar_edge.metrics import bootstrap_draws, mnoco_ap_resampled
+
+    grey = blob_image()
+    maps = [noco_map(grey, BLOB_BOX), noco_map(grey, BLOB_BOX)]
+    gts = [BLOB_BOX, BLOB_BOX]
+    dets = [(BLOB_BOX.copy(), np.array([0.9])), (np.array([[40.0, 40, 46, 46]]), np.array([0.8]))]
+    got = mnoco_ap_resampled([dets], gts, maps, np.array([[0, 0], [1, 1], [0, 1]]))
+    assert got[:, 0].tolist() == pytest.approx([1.0, 0.0, 0.5])  # hit twice, miss twice, one each
+    a, b = bootstrap_draws(5, 4, seed=1), bootstrap_draws(5, 4, seed=1)
+    assert a.shape == (4, 5) and (a == b).all() and a.min() >= 0 and a.max() < 5
+    with pytest.raises(ValueError, match="index the 2 images"):
+        mnoco_ap_resampled([dets], gts, maps, np.array([[0, 2]]))
+    with pytest.raises(ValueError, match="at least one image"):
+        bootstrap_draws(0)

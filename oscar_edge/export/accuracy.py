@@ -25,7 +25,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -53,18 +53,24 @@ def _row(precision: str, backend: str, path: Optional[str], metrics: Optional[Di
 
 def evaluate_settings(infer, samples, progress: bool = True, refines: Sequence[bool] = (True,),
                       input_size=None) -> List[Dict]:
-    """Public name of :func:`_evaluate` (used by ``benchmarks/input_size_study.py``)."""
+    """Public name of :func:`_evaluate`."""
     return _evaluate(infer, samples, progress, refines, input_size)
 
 
-def _evaluate(infer, samples, progress: bool, refines: Sequence[bool] = (True,),
-              input_size=None) -> List[Dict]:
-    """Metrics of ``infer`` on ``samples``, one dict per peak refinement setting; the backend
-    runs once per image and every setting post-processes the same raw outputs. ``input_size``
-    (height, width): a fixed letterbox input instead of the keep-ratio fit."""
+def collect_detections(infer, samples, progress: bool = True,
+                       refines: Sequence[bool] = (True,),
+                       input_size=None) -> Tuple[List[List], List[np.ndarray]]:
+    """Run ``infer`` once per image of ``samples`` and post-process the raw outputs once per
+    peak refinement setting. ``input_size`` (height, width): a fixed letterbox input instead of
+    the keep-ratio fit.
+
+    Returns:
+        (detections, noco_maps): per setting a list with per image ``(boxes (N, 4), scores
+        (N,))`` in original image coordinates, and per image its (H, W) NoCo map.
+    """
     from tqdm import tqdm
 
-    from ..metrics import evaluate_detections, noco_map
+    from ..metrics import noco_map
     from ..pipeline import Detector
     from ..preprocess import read_grey
 
@@ -79,6 +85,16 @@ def _evaluate(infer, samples, progress: bool, refines: Sequence[bool] = (True,),
             r = d.postprocess(outputs, box, x)
             out.append((r.boxes, r.scores))
         maps.append(noco_map(grey, s.boxes))
+    return dets, maps
+
+
+def _evaluate(infer, samples, progress: bool, refines: Sequence[bool] = (True,),
+              input_size=None) -> List[Dict]:
+    """Metrics of ``infer`` on ``samples``, one dict per peak refinement setting
+    (:func:`collect_detections`, then the metrics of ``oscar-edge evaluate``)."""
+    from ..metrics import evaluate_detections
+
+    dets, maps = collect_detections(infer, samples, progress, refines, input_size)
     results = []
     for out in dets:
         m = evaluate_detections(out, samples, noco_maps=maps)

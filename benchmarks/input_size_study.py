@@ -20,6 +20,12 @@ size's difference to the best size, so a reader can tell a real loss at one size
 noise of the split. Both are stated for this split; the spread's interval leans high, since the
 largest minus the smallest of noisy figures is positive even when the sizes are equally good.
 
+The "centring" column separates localisation from ranking: for each target found at score 0.1
+(a detection's centre in its box), the NoCo value under the centre of the highest-scoring such
+detection, averaged over the found targets (1.0: every found target hit on its intensity
+centroid). The bootstrap line gives each size's centring minus the best size's over the
+targets found at both, on the same draws.
+
 For one camera, ``--native-size 640x512`` keeps only the split's images of that native size, so
 ``--sizes 640x512,fit`` compares the camera's native input with the keep-ratio fit on frames of
 that camera's shape (README, "Deploy-first v2", the runtime's default input).
@@ -87,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def bootstrap_summary(sets: Sequence, samples: Sequence, maps: Sequence, labels: Sequence[str],
-                      draws) -> Dict[str, object]:
+                      draws, centring: Sequence) -> Dict[str, object]:
     """Paired bootstrap of one model and refinement setting over its sizes: the 5 / 50 / 95 %
-    points of the spread (points) and of each size's mNoCoAP minus the best size's."""
+    points of the spread (points), of each size's mNoCoAP minus the best size's, and of each
+    size's mean centring minus the best size's over the targets found at both.
+
+    ``centring``: per size the (values (G,), image (G,)) of ``metrics.target_centring``."""
     import numpy as np
 
     from oscar_edge.metrics import mnoco_ap_resampled
@@ -101,9 +110,22 @@ def bootstrap_summary(sets: Sequence, samples: Sequence, maps: Sequence, labels:
     spread = 100 * (boot.max(axis=1) - boot.min(axis=1))
     diffs = {labels[i]: [float(v) for v in np.percentile(100 * (boot[:, i] - boot[:, best]), pct)]
              for i in range(len(labels)) if i != best}
+    counts = np.stack([np.bincount(d, minlength=len(samples)) for d in draws]).astype(float)
+    ref, image = centring[best]
+    centre_diffs = {}
+    for i in range(len(labels)):
+        both = ~np.isnan(centring[i][0]) & ~np.isnan(ref)
+        if i == best or not both.any():
+            continue
+        w = counts[:, image[both]]  # (B, targets found at both): how often each is drawn
+        total = w.sum(axis=1)
+        d = (w @ (centring[i][0][both] - ref[both]))[total > 0] / total[total > 0]
+        if len(d):
+            centre_diffs[labels[i]] = [float(v) for v in np.percentile(d, pct)]
     return {"resamples": int(len(boot)), "best_size": labels[best],
             "spread_points_p5_p50_p95": [float(v) for v in np.percentile(spread, pct)],
-            "minus_best_points_p5_p50_p95": diffs}
+            "minus_best_points_p5_p50_p95": diffs,
+            "centring_minus_best_p5_p50_p95": centre_diffs}
 
 
 def native_filter(samples: Sequence, text: str) -> list:
@@ -131,7 +153,10 @@ def _main(args: argparse.Namespace) -> int:
     from oscar_edge.data import default_data_root
     from oscar_edge.data.annotations import load_samples
     from oscar_edge.export.accuracy import collect_detections
-    from oscar_edge.metrics import bootstrap_draws, evaluate_detections
+    import numpy as np
+
+    from oscar_edge.metrics import (DEFAULT_SCORE_THR, bootstrap_draws, evaluate_detections,
+                                    target_centring)
     from oscar_edge.preprocess import FIT_SIZE
 
     models = [parse_model(m) for m in args.model]
@@ -152,34 +177,41 @@ def _main(args: argparse.Namespace) -> int:
     for name, path in models:
         choice = create_backend(args.backend, model=path, threads=args.threads)
         per_refine: Dict[bool, list] = {True: [], False: []}
+        centring: Dict[bool, list] = {True: [], False: []}
         for hw, label in zip(sizes, labels):
             dets, maps = collect_detections(choice.backend, samples, not args.no_progress,
                                             (True, False), hw)
             for refine, d in zip((True, False), dets):
                 per_refine[refine].append(d)
+                centring[refine].append(target_centring(d, samples, maps, DEFAULT_SCORE_THR))
+                found = centring[refine][-1][0][~np.isnan(centring[refine][-1][0])]
                 m = evaluate_detections(d, samples, noco_maps=maps)
                 rows.append({"model": name, "onnx": path, "size": label, "peak_refine": refine,
                              "mNoCoAP": m["mNoCoAP"], "AP50": m["AP50"], "Pd": m["Pd"],
                              "Fa_per_image": m["Fa_per_image"],
                              "Pd_at_max_fa": m["Pd_at_max_fa"], "Fa_at_max_fa": m["Fa_at_max_fa"],
-                             "num_boxes": m["num_boxes"], "backend": choice.label})
+                             "num_boxes": m["num_boxes"], "found": int(len(found)),
+                             "centring": float(found.mean()) if len(found) else None,
+                             "backend": choice.label})
         if draws is not None:
             for refine in (True, False):
                 boot[f"{name}, refinement {'on' if refine else 'off'}"] = bootstrap_summary(
-                    per_refine[refine], samples, maps, labels, draws)
+                    per_refine[refine], samples, maps, labels, draws, centring[refine])
     native = f", native size {args.native_size} only" if args.native_size else ""
     print(f"Input size study on `{args.split}` ({len(samples)} images{native}, "
           f"{targets} targets), "
           f"{rows[0]['backend'] if rows else ''}:\n")
     print("| model | input | peak refinement | mNoCoAP | AP50 | Pd @ 0.1 | false alarms / image "
-          "| best Pd at <= 0.05 false alarms / image |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+          "| best Pd at <= 0.05 false alarms / image | centring of found targets |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if targets:
+            centre = "n/a" if r["centring"] is None else f"{r['centring']:.4f}"
             hits = (f"{r['mNoCoAP']:.4f} | {r['AP50']:.4f} | {r['Pd']:.3f} | "
-                    f"{r['Fa_per_image']:.3f} | {r['Pd_at_max_fa']:.3f} at {r['Fa_at_max_fa']:.3f}")
+                    f"{r['Fa_per_image']:.3f} | {r['Pd_at_max_fa']:.3f} at {r['Fa_at_max_fa']:.3f}"
+                    f" | {centre}")
         else:  # background images only: false alarms are the one meaningful figure
-            hits = f"n/a | n/a | n/a | {r['Fa_per_image']:.3f} | n/a"
+            hits = f"n/a | n/a | n/a | {r['Fa_per_image']:.3f} | n/a | n/a"
         print(f"| {r['model']} | {r['size']} | {'on' if r['peak_refine'] else 'off'} | {hits} |")
     print()
     for name, _ in models:
@@ -196,8 +228,11 @@ def _main(args: argparse.Namespace) -> int:
                 lo, _, hi = b["spread_points_p5_p50_p95"]
                 diffs = "; ".join(f"{size} {v[1]:+.2f} [{v[0]:+.2f}, {v[2]:+.2f}]"
                                   for size, v in b["minus_best_points_p5_p50_p95"].items())
+                cdiffs = "; ".join(f"{size} {v[1]:+.4f} [{v[0]:+.4f}, {v[2]:+.4f}]"
+                                   for size, v in b["centring_minus_best_p5_p50_p95"].items())
                 text += (f" (bootstrap 5-95 %: {lo:.2f} to {hi:.2f}, {b['resamples']} draws); "
-                         f"difference to the best size ({b['best_size']}), median [5 %, 95 %]: {diffs}")
+                         f"difference to the best size ({b['best_size']}), median [5 %, 95 %]: "
+                         f"{diffs}; centring minus the best size's: {cdiffs or 'n/a'}")
             print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split,

@@ -56,6 +56,11 @@ def test_input_size_study_table(tmp_path, sirst_root):
         assert diff[0] <= diff[1] <= diff[2] and abs(diff[1]) <= mid + 1e-6
         assert max(abs(diff[0]), abs(diff[2])) <= hi + 1e-6
     assert "bootstrap 5-95 %" in p.stdout
+    for r in rows:  # centring: mean NoCo under the found targets' best detections
+        assert 0 < r["found"] <= r["num_boxes"] and 0.0 < r["centring"] <= 1.0
+    for b in boot.values():
+        (c,) = b["centring_minus_best_p5_p50_p95"].values()
+        assert -1.0 <= c[0] <= c[1] <= c[2] <= 1.0
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "input_size_study.py"),
                           "--model", "novalue", "--split", "mini_test"],
                          capture_output=True, text=True, cwd=str(REPO), timeout=120)
@@ -121,5 +126,5 @@ def test_input_size_study_table_without_targets_reports_only_false_alarms(monkey
     onnx.write_bytes(b"x")
     assert iss.main(["--model", f"bg={onnx}", "--sizes", "fit", "--data", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| bg | fit 1000x600 | on | n/a | n/a | n/a | 0.250 | n/a |" in out
+    assert "| bg | fit 1000x600 | on | n/a | n/a | n/a | 0.250 | n/a | n/a |" in out
     assert "nan" not in out and "no targets in these images" in out

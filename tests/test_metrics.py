@@ -438,3 +438,25 @@ def test_bootstrap_draws_hand_cases():
         mnoco_ap_resampled([dets], gts, maps, np.array([[0, 2]]))
     with pytest.raises(ValueError, match="at least one image"):
         bootstrap_draws(0)
+
+
+def test_target_centring_reads_the_best_scoring_detection_inside_each_target():
+    from oscar_edge.metrics import target_centring
+
+    grey = blob_image()
+    m = noco_map(grey, BLOB_BOX)
+    centred = BLOB_BOX.copy()                   # centre (20, 30): the blob's peak
+    off = BLOB_BOX + np.array([2, 2, 2, 2])    # centre (22, 32): inside, off the peak
+    far = np.array([[40.0, 40, 46, 46]])       # outside the box
+    assert m[30, 20] > m[32, 22]                # the peak reads higher than the off-centre point
+    dets = [
+        (np.concatenate([centred, off]), np.array([0.3, 0.6])),  # the higher score wins
+        (np.concatenate([centred, far]), np.array([0.05, 0.9])),  # centred one under threshold
+        (centred, np.array([0.4])),
+    ]
+    gts = [BLOB_BOX, BLOB_BOX, np.concatenate([BLOB_BOX, far])]  # image 2: one target missed
+    values, image = target_centring(dets, gts, [m, m, m], score_thr=0.1)
+    assert image.tolist() == [0, 1, 2, 2]
+    assert values[0] == pytest.approx(float(m[32, 22]))
+    assert np.isnan(values[1])
+    assert values[2] == pytest.approx(float(m[30, 20])) and np.isnan(values[3])

@@ -1,4 +1,4 @@
-"""Many cameras, one Triton server: aggregate throughput and latency (README, "Many cameras").
+"""Many cameras, one Triton server: aggregate throughput and latency (docs/many-cameras.md).
 
     python benchmarks/serve.py --out docs/results/serve_DATE
     python benchmarks/serve.py --out /tmp/serve-check --cameras 1,2 --frames 20   # a quick look

@@ -12,7 +12,7 @@ stationary clutter spots that fire in 30 % of the frames, 1000 frames of a 30 FP
 Two scenarios: every frame processed ("uniform"), and a live source that processes 60 % of
 the camera's frames ("live drops": irregular time between processed frames).
 
-oscar_edge.track runs with its defaults (README "Tracking"; gate and confirmation from its
+oscar_edge.track runs with its defaults (docs/tracking.md; gate and confirmation from its
 grid, the hit-rate rule left off by default because it splits intermittently detected real
 targets on synthetic video, see docs/results/tracking_synthetic_2026-12-02.md) and with
 ``--track-min-hit-rate 0.25`` (best on this simulator, whose flickering clutter spots it

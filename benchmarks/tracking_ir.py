@@ -16,7 +16,7 @@ target per frame in ``labels/<name>.json`` (MATLAB [x, y, w, h], 1-based: the 0-
    score is >= ``--floor`` and the camera motion between frames (oscar_edge.track.CameraMotion)
    go to ``--cache`` (one .npz per video, input size and backend). Later runs read the cache.
 2. **Sweeps from the cache.** Single-frame detection at each score of THRESHOLDS; the tracker
-   (oscar_edge.track, README "Tracking" defaults) fed with detections at each score of FEED,
+   (oscar_edge.track, docs/tracking.md defaults) fed with detections at each score of FEED,
    each frame at time index / 30 s, in each of ``--variants`` (``default``, or settings that
    differ from it: ``motion=on``, ``min_move=3`` (px, moving-target indication),
    ``confirm=4/6``, ``coast=1``, ``gate=16``, ``min_hit_rate=0.25``, ``clutter=5`` (the clutter

@@ -16,7 +16,7 @@ cloud clutter, straight-line motion that bounces off the border, so targets cros
 Each frame goes through the shipped detector once (``--backend``, ``--input-size``; default
 the runtime's keep-ratio fit, 750x600 for 640x512 frames); its detections and the camera
 motion estimated on the frame are kept; the tracker
-(oscar_edge.track, README "Tracking" defaults unless ``--track-*`` says otherwise) then runs
+(oscar_edge.track, docs/tracking.md defaults unless ``--track-*`` says otherwise) then runs
 on them with each frame's time t / fps, as ``oscar-edge run --track`` does.
 
 Scoring: reported tracks are the confirmed ones; matching by centre distance (similarity

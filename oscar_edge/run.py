@@ -15,7 +15,7 @@ Sources (``--source URI``, ``--camera DEV`` or a positional URI) are described i
 ONNX Runtime's CPU provider, decode + NMS by the native C++ library. Only numpy, OpenCV and
 ONNX Runtime are imported (TensorRT + cuda-python with --backend tensorrt, torch with
 --backend torch). ``--track`` adds a tracking stage after post-processing (oscar_edge.track,
-numpy + OpenCV only; README "Tracking").
+numpy + OpenCV only; docs/tracking.md).
 
 Exit codes: 0 after a normal end, ``--max-frames``, a closed window or SIGINT / SIGTERM (outputs
 are finalised in every case); 2 with one line on stderr for a user error (missing camera or

@@ -12,7 +12,7 @@ Threads, one per stage, joined by hand-offs::
 
 With ``RuntimeOptions.track`` (``--track``) a fourth stage runs the tracker
 (``oscar_edge.track``) on every frame's detections, in frame order, timed by each frame's
-``t_source`` (README, "Tracking").
+``t_source`` (docs/tracking.md).
 
 A stage works on frame n while the next one works on frame n-1, so the frame rate is set by
 the slowest stage, not by the sum of the stages.

@@ -45,7 +45,7 @@ What it does, per update (all positions in frame pixels, all times in seconds):
    buildings) stop feeding tracks after about ``clutter_max * clutter_s`` seconds, while a
    target that moves a few cells per ``clutter_s`` never builds up its cells. With camera-motion
    compensation the cells stay fixed to the background. A target that hovers in one spot for
-   longer than that is suppressed too (see the README, "Tracking").
+   longer than that is suppressed too (see docs/tracking.md).
 
 Only numpy (and OpenCV for :class:`CameraMotion`): this runs on the deployment footprint.
 """
@@ -63,7 +63,7 @@ HISTORY = 16  # updates over which a confirmed track's hit rate is taken
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Tracker settings; the defaults are the measured ones (README, "Tracking")."""
+    """Tracker settings; the defaults are the measured ones (docs/tracking.md)."""
 
     gate_px: float = 12.0          # association radius around the predicted centre (px)
     confirm_m: int = 4             # confirmed after M hits ...

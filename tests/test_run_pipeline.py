@@ -179,7 +179,7 @@ def test_bgr_and_16bit_sources_give_the_grey_results(tmp_path):
 
 
 def test_small_frames_get_the_small_source_input_only_in_the_runtime():
-    """README "Tracking": frames up to 320x256 go into 640x512 (not the 768x608 fit) when the
+    """docs/tracking.md: frames up to 320x256 go into 640x512 (not the 768x608 fit) when the
     runtime has no --input-size; evaluation (small_input False) and fixed sizes keep theirs."""
     from oscar_edge.pipeline import Detector
     from oscar_edge.preprocess import SMALL_FRAME_INPUT

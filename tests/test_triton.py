@@ -1,6 +1,6 @@
 """Triton: the repositories of ``oscar-edge export-triton``, the Python models' roles, and
 ``oscar-edge serve`` + ``--backend triton://`` against the real server (nvidia-pytriton's
-tritonserver) on loopback, faults included (README, "Many cameras").
+tritonserver) on loopback, faults included (docs/many-cameras.md).
 
 The server runs in its own environment (numpy < 2): ``OSCAR_EDGE_SERVE_PYTHON`` (set by
 ``make test``) or ``.venv-serve/bin/python``. Every server started here is stopped, and the

@@ -11,7 +11,7 @@ the server runs the pre-processing, network, decode, NMS and peak refinement of 
 was given (``oscar-edge export-triton``), whose settings (fit / input size, refinement,
 precision) this backend reads from the model's config and reports.
 
-Faults (README, "Many cameras"):
+Faults (docs/many-cameras.md):
 
 * server not reachable, unknown model, a model that does not take oscar-edge's FRAMES: one-line
   ``UserError`` at start (exit 2);

@@ -1,4 +1,4 @@
-"""oscar-edge behind NVIDIA Triton Inference Server (README, "Many cameras").
+"""oscar-edge behind NVIDIA Triton Inference Server (docs/many-cameras.md).
 
 * ``oscar-edge export-triton --out repo/`` (:mod:`.repository`) writes a model repository: for
   CPU servers a Python-backend model that runs the whole detector (pre-processing, ONNX Runtime

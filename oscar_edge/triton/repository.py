@@ -1,4 +1,4 @@
-"""``oscar-edge export-triton``: write a Triton model repository (README, "Many cameras").
+"""``oscar-edge export-triton``: write a Triton model repository (docs/many-cameras.md).
 
     oscar-edge export-triton --out repo/                          # CPU: Python backend
     oscar-edge export-triton --out repo-gpu/ --gpu --engine oscar-edge.engine \\

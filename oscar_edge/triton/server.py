@@ -9,7 +9,7 @@ prints the endpoints, and on Ctrl-C or SIGTERM stops it (Triton's own graceful s
 the process group), removing its shared-memory segments and its work folder.
 
 The server's Python environment (``--python``, default: this interpreter) is where the model
-runs. Two traps are handled (README, "Many cameras"):
+runs. Two traps are handled (docs/many-cameras.md):
 
 * the Python-backend stub links ``libpython3.X`` by name: the interpreter's own ``LIBDIR`` goes
   first on ``LD_LIBRARY_PATH`` (else a pyenv / venv Python would get the system's library with

@@ -198,9 +198,12 @@ def _main(args: argparse.Namespace) -> int:
                 boot[f"{name}, refinement {'on' if refine else 'off'}"] = bootstrap_summary(
                     per_refine[refine], samples, maps, labels, draws, centring[refine])
     native = f", native size {args.native_size} only" if args.native_size else ""
+    backends = {}
+    for r in rows:  # one label per model: each names its own graph file
+        backends.setdefault(r["model"], r["backend"])
     print(f"Input size study on `{args.split}` ({len(samples)} images{native}, "
-          f"{targets} targets), "
-          f"{rows[0]['backend'] if rows else ''}:\n")
+          f"{targets} targets); "
+          + "; ".join(f"{name}: {label}" for name, label in backends.items()) + ":\n")
     print("| model | input | peak refinement | mNoCoAP | AP50 | Pd @ 0.1 | false alarms / image "
           "| best Pd at <= 0.05 false alarms / image | centring of found targets |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")

@@ -56,6 +56,7 @@ def test_input_size_study_table(tmp_path, sirst_root):
         assert diff[0] <= diff[1] <= diff[2] and abs(diff[1]) <= mid + 1e-6
         assert max(abs(diff[0]), abs(diff[2])) <= hi + 1e-6
     assert "bootstrap 5-95 %" in p.stdout
+    assert "; v1: ONNX Runtime" in p.stdout.splitlines()[0]  # each model names its backend
     for r in rows:  # centring: mean NoCo under the found targets' best detections
         assert 0 < r["found"] <= r["num_boxes"] and 0.0 < r["centring"] <= 1.0
     for b in boot.values():

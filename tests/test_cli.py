@@ -70,6 +70,16 @@ def test_evaluate_shipped_model_json_and_plot(sirst_root, tmp_path):
         assert 0.0 <= m[key] or key.startswith("Fa"), key
     assert m["num_images"] == 4 and "mNoCoAP" in p.stdout
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the image bootstrap's interval: on by default, ordered, within [0, 1]; off with 0
+    assert m["bootstrap_resamples"] == 1000 and 0.0 <= m["mNoCoAP_p5"] <= m["mNoCoAP_p95"] <= 1.0
+    assert "90 % interval over the split's images" in p.stdout
+    p = run("oscar_edge.evaluate", "--data", str(sirst_root), "--split", "mini_test",
+            "--json", str(out_json), "--no-progress", "--bootstrap", "0")
+    assert p.returncode == 0 and "mNoCoAP_p5" not in json.loads(out_json.read_text())
+    assert "interval" not in p.stdout
+    p = run("oscar_edge.evaluate", "--data", str(sirst_root), "--split", "mini_test",
+            "--bootstrap", "-2")
+    assert p.returncode == 2 and "--bootstrap must be 0" in p.stderr
 
 
 def _train_args(sirst_root, out, *extra):

@@ -129,3 +129,27 @@ def test_input_size_study_table_without_targets_reports_only_false_alarms(monkey
     out = capsys.readouterr().out
     assert "| bg | fit 1000x600 | on | n/a | n/a | n/a | 0.250 | n/a | n/a |" in out
     assert "nan" not in out and "no targets in these images" in out
+
+
+@needs_onnx
+def test_input_size_study_pairs_models_on_the_same_draws(tmp_path, sirst_root):
+    """Two models: each one's mNoCoAP minus the first's on the same image draws. The same graph
+    twice differs by exactly zero in every draw; the INT8 graph is compared size by size."""
+    out = tmp_path / "p.json"
+    w = REPO / "oscar_edge" / "weights"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "input_size_study.py"),
+                        "--model", f"a={w / 'oscar-edge.onnx'}", "--model",
+                        f"same={w / 'oscar-edge.onnx'}", "--model",
+                        f"q={w / 'oscar-edge.int8.onnx'}", "--sizes", "320x256",
+                        "--data", str(sirst_root), "--split", "mini_test", "--threads", "1",
+                        "--no-progress", "--bootstrap", "200", "--json", str(out)],
+                       capture_output=True, text=True, cwd=str(REPO), timeout=300)
+    assert p.returncode == 0, p.stderr
+    between = json.loads(out.read_text())["model_minus_first"]
+    assert set(between) == {f"{m} minus a, refinement {r}" for m in ("same", "q")
+                            for r in ("on", "off")}
+    assert between["same minus a, refinement on"] == {"320x256": [0.0, 0.0, 0.0]}
+    assert between["same minus a, refinement off"] == {"320x256": [0.0, 0.0, 0.0]}
+    lo, mid, hi = between["q minus a, refinement off"]["320x256"]
+    assert lo <= mid <= hi
+    assert "q minus a, refinement off, paired on the same draws" in p.stdout

@@ -95,25 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def bootstrap_summary(sets: Sequence, samples: Sequence, maps: Sequence, labels: Sequence[str],
-                      draws, centring: Sequence) -> Tuple[Dict[str, object], object]:
+                      draws, centring: Sequence,
+                      full: Sequence[float]) -> Tuple[Dict[str, object], object]:
     """Paired bootstrap of one model and refinement setting over its sizes: the 5 / 50 / 95 %
     points of the spread (points), of each size's mNoCoAP minus the best size's, and of each
     size's mean centring minus the best size's over the targets found at both.
 
-    ``centring``: per size the (values (G,), image (G,)) of ``metrics.target_centring``.
+    ``centring``: per size the (values (G,), image (G,)) of ``metrics.target_centring``;
+    ``full``: per size the mNoCoAP of the whole split, which names the best size.
     Returns the summary and the (B, sizes) mNoCoAP of the draws."""
     import numpy as np
 
-    from oscar_edge.metrics import mnoco_ap_resampled
+    from oscar_edge.metrics import draw_counts, mnoco_ap_resampled
 
-    full = mnoco_ap_resampled(sets, samples, maps, np.arange(len(samples))[None])[0]
     boot = mnoco_ap_resampled(sets, samples, maps, draws)
     best = int(np.argmax(full))
     pct = (5, 50, 95)
     spread = 100 * (boot.max(axis=1) - boot.min(axis=1))
     diffs = {labels[i]: [float(v) for v in np.percentile(100 * (boot[:, i] - boot[:, best]), pct)]
              for i in range(len(labels)) if i != best}
-    counts = np.stack([np.bincount(d, minlength=len(samples)) for d in draws]).astype(float)
+    counts = draw_counts(draws, len(samples))
     ref, image = centring[best]
     centre_diffs = {}
     for i in range(len(labels)):
@@ -217,7 +218,9 @@ def _main(args: argparse.Namespace) -> int:
             for refine in (True, False):
                 key = f"{name}, refinement {'on' if refine else 'off'}"
                 boot[key], boot_draws[(name, refine)] = bootstrap_summary(
-                    per_refine[refine], samples, maps, labels, draws, centring[refine])
+                    per_refine[refine], samples, maps, labels, draws, centring[refine],
+                    [r["mNoCoAP"] for r in rows if r["model"] == name
+                     and r["peak_refine"] == refine])
     between = model_differences(boot_draws, [n for n, _ in models], labels) \
         if draws is not None else {}
     native = f", native size {args.native_size} only" if args.native_size else ""

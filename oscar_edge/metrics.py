@@ -187,12 +187,17 @@ def _pr_curve(scores: Sequence[np.ndarray], tps: Sequence[np.ndarray],
     all_scores = np.concatenate([np.zeros(0)] + list(scores))
     all_tp = np.concatenate([np.zeros(0)] + list(tps)).astype(np.float64)
     order = np.argsort(-all_scores, kind="stable")
-    tp = np.cumsum(all_tp[order])
-    fp = np.cumsum(1.0 - all_tp[order])
+    return _sorted_pr(all_tp[order], np.ones(len(order)), num_gt)
+
+
+def _sorted_pr(tp: np.ndarray, weights: np.ndarray,
+               num_gt: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) (M,) of score-sorted TP flags (M,), detection i counting
+    ``weights[i]`` times (an image drawn k times by a bootstrap counts k times)."""
     eps = np.finfo(np.float64).eps
-    recall = tp / max(num_gt, eps)
-    precision = tp / np.maximum(tp + fp, eps)
-    return recall, precision
+    tps = np.cumsum(weights * tp)
+    fps = np.cumsum(weights * (1.0 - tp))
+    return tps / max(num_gt, eps), tps / np.maximum(tps + fps, eps)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -324,23 +329,18 @@ def target_centring(detections: Sequence[DetectionsLike], gts: Sequence,
     return np.array(values, dtype=np.float64), np.array(image, dtype=np.int64)
 
 
-def _weighted_voc_ap(tp: np.ndarray, weights: np.ndarray, num_gt: float) -> float:
-    """VOC AP of score-sorted TP flags (N,) where detection i counts ``weights[i]`` times
-    (an image drawn k times by a bootstrap contributes each of its detections k times)."""
-    if num_gt <= 0:
-        return 0.0
-    tps = np.cumsum(weights * tp)
-    fps = np.cumsum(weights * (1.0 - tp))
-    eps = np.finfo(np.float64).eps
-    return voc_ap(tps / num_gt, tps / np.maximum(tps + fps, eps))
-
-
 def bootstrap_draws(num_images: int, num_resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """(B, n) image indices: B draws of n images with replacement (seeded)."""
     if num_images <= 0:
         raise ValueError("bootstrap needs at least one image")
     rng = np.random.default_rng(seed)
     return rng.integers(0, num_images, size=(max(int(num_resamples), 0), num_images))
+
+
+def draw_counts(draws: np.ndarray, num_images: int) -> np.ndarray:
+    """(B, n) image indices -> (B, n) float64: how often each image is in each draw."""
+    return np.stack([np.bincount(d, minlength=num_images) for d in draws]).astype(np.float64) \
+        if len(draws) else np.zeros((0, num_images))
 
 
 def mnoco_ap_resampled(detection_sets: Sequence[Sequence[DetectionsLike]], gts: Sequence,
@@ -364,8 +364,7 @@ def mnoco_ap_resampled(detection_sets: Sequence[Sequence[DetectionsLike]], gts: 
     draws = np.asarray(draws, dtype=np.int64).reshape(-1, n) if n else np.zeros((0, 0), int)
     if n == 0 or (draws.size and (draws.min() < 0 or draws.max() >= n)):
         raise ValueError(f"draws must index the {n} images")
-    counts = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64) \
-        if len(draws) else np.zeros((0, n))
+    counts = draw_counts(draws, n)
     num_gt = counts @ np.array([len(_gt_boxes(g)) for g in gts], dtype=np.float64)
     out = np.zeros((len(counts), len(detection_sets)))
     for s, dets in enumerate(detection_sets):
@@ -378,7 +377,7 @@ def mnoco_ap_resampled(detection_sets: Sequence[Sequence[DetectionsLike]], gts: 
         for t in thresholds:
             tp = np.concatenate([np.zeros(0)] + inputs.image_tps(t))[order]
             for b in range(len(counts)):
-                out[b, s] += _weighted_voc_ap(tp, counts[b, image], num_gt[b])
+                out[b, s] += voc_ap(*_sorted_pr(tp, counts[b, image], num_gt[b]))
     return out / len(thresholds)
 
 

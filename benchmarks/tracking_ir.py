@@ -275,7 +275,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from oscar_edge.backends.base import close_backend
-    from oscar_edge.backends.factory import create_backend
+    from oscar_edge.backends.factory import create_backend, onnx_model_path
     from oscar_edge.data.video import select_videos
     from oscar_edge.pipeline import Detector
     from oscar_edge.sizes import parse_size
@@ -302,8 +302,13 @@ def main(argv=None) -> int:
                          f"many videos, got {len(names)}")
     choice = create_backend(args.backend, model=args.model, threads=args.threads,
                             precision=args.precision)
+    # Keyed by the graph's content, not its name: the shipped graph changes with the shipped
+    # weights, and a --model file of the same name may hold other weights.
     tag = f"{choice.label}"
-    if args.model:  # a graph of the same file name may hold other weights
+    if choice.kind in ("onnxruntime", "openvino"):
+        graph = onnx_model_path(args.model, args.precision)
+        tag += "|" + hashlib.sha1(graph.read_bytes()).hexdigest()[:16]
+    elif args.model:
         tag += "|" + hashlib.sha1(Path(args.model).read_bytes()).hexdigest()[:16]
     started = time.monotonic()
     labels = {n: load_labels(data / "labels" / f"{n}.json") for n in names}

@@ -62,6 +62,32 @@ def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
 
 
 @needs_onnx
+def test_tracking_ir_cache_follows_the_shipped_graph(tmp_path, monkeypatch, capsys):
+    """New shipped weights under the same file name must not reuse the old detections."""
+    import onnx
+
+    from oscar_edge.backends import factory
+
+    data = tmp_path / "ir"
+    write_labelled_video(data, "IR_DRONE_001", "drone", seed=5, frames=4)
+    graph = tmp_path / "oscar-edge.onnx"
+    graph.write_bytes(factory.SHIPPED_ONNX.read_bytes())
+    monkeypatch.setitem(factory.SHIPPED_MODELS, "fp32", graph)
+    cache = tmp_path / "cache"
+    args = ["--data", str(data), "--input-sizes", "640x512", "--variants", "default",
+            "--backend", "onnxruntime", "--cache", str(cache), "--out", str(tmp_path / "out")]
+    assert tracking_ir.main(args) == 0
+    assert tracking_ir.main(args) == 0
+    assert len(list(cache.glob("*.npz"))) == 1      # same graph: cache reused
+    m = onnx.load(str(graph))
+    m.doc_string = "other weights"
+    onnx.save(m, str(graph))
+    assert tracking_ir.main(args) == 0
+    assert len(list(cache.glob("*.npz"))) == 2      # changed graph: detected again
+    capsys.readouterr()
+
+
+@needs_onnx
 def test_tracking_ir_held_out_check(tmp_path, capsys):
     data = tmp_path / "ir"
     write_labelled_video(data, "IR_DRONE_001", "drone", seed=5)

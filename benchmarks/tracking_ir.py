@@ -397,6 +397,23 @@ def curve(res: Dict[str, list], group: str, kind: str, values) -> List[Tuple[flo
     return pts
 
 
+FA_BUDGETS = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+def sizes_at_equal_fa(results, timing, sizes) -> Dict[str, dict]:
+    """Per input size: detector p50 and, per false-alarm budget of FA_BUDGETS, the best
+    single-frame Pd over THRESHOLDS with no more false alarms per frame (all videos)."""
+    table = {}
+    for size in sizes:
+        sf = curve(results[size], "overall", "single", THRESHOLDS)
+        cells = []
+        for b in FA_BUDGETS:
+            pd, lab = pd_at(sf, b)
+            cells.append({"fa_budget": b, "pd": pd, "score": lab})
+        table[size] = {"detector_ms": timing[size][0], "budgets": cells}
+    return table
+
+
 def write_summary(out: Path, results, timing, sizes, names, labels, args, label, base,
                   variants, mach: str, wall: float, held_out=None) -> dict:
     classes = sorted({labels[n][0] for n in names})
@@ -468,6 +485,19 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                         lines.append(f"| {group} | {kind} | {v:g} | {pd:.3f} | {fa:.3f} | "
                                      f"{c[0]} |")
         lines.append("")
+    if len(sizes) > 1:
+        table = sizes_at_equal_fa(results, timing, sizes)
+        goal["sizes_at_equal_fa"] = table
+        lines[header_end:header_end] = [
+            "## Input sizes at equal false alarms (single frames)", "",
+            "The score scale moves with the input size, so sizes are compared at the same "
+            "false-alarm rate: each cell is the best single-frame Pd (and its score threshold) "
+            "with no more false alarms per frame than the column's budget.", "",
+            "| input | detector p50 ms | " + " | ".join(f"<= {b:g} FA/frame" for b in FA_BUDGETS)
+            + " |", "|---|---:|" + "---:|" * len(FA_BUDGETS)] + [
+            f"| {size} | {row['detector_ms']:.1f} | " + " | ".join(
+                f"{c['pd']:.3f} ({c['score']})" if math.isfinite(c["pd"]) else "-"
+                for c in row["budgets"]) + " |" for size, row in table.items()] + [""]
     if held_out is not None:
         best_in = max(held_out["in_sample"].items(), key=lambda kv: (kv[1] == kv[1], kv[1]))
         picks = ", ".join(f"{v} x{c}" for v, c in list(held_out["picks"].items())[:6])

@@ -32,6 +32,22 @@ def test_ir_labels_and_scoring_rule(tmp_path):
     assert tracking_ir.score_frames(reports, centres, radii) == (2, 1, 2)
 
 
+def test_sizes_compared_at_equal_false_alarms():
+    # counts are [labelled frames, detected frames, false alarms]; 100 frames each
+    results = {"A": {"overall|single|0.1": [100, 90, 20], "overall|single|0.2": [100, 60, 4]},
+               "B": {"overall|single|0.05": [100, 70, 1], "overall|single|0.1": [100, 75, 9]}}
+    table = tracking_ir.sizes_at_equal_fa(results, {"A": [8.0, 0.1], "B": [2.0, 0.1]},
+                                          ["A", "B"])
+    budgets = {size: {c["fa_budget"]: (c["pd"], c["score"]) for c in row["budgets"]}
+               for size, row in table.items()}
+    assert table["A"]["detector_ms"] == 8.0
+    assert np.isnan(budgets["A"][0.01][0])              # A has no point that quiet
+    assert budgets["A"][0.05] == (0.6, "0.2")           # 0.04 FA/frame
+    assert budgets["A"][0.2] == (0.9, "0.1")            # 0.20 FA/frame, on the budget
+    assert budgets["B"][0.01] == (0.7, "0.05")
+    assert budgets["B"][0.1] == (0.75, "0.1")           # 0.09 FA/frame
+
+
 @needs_onnx
 def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
     data = tmp_path / "ir"

@@ -58,9 +58,8 @@ import numpy as np  # noqa: E402
 
 from tracking_select import expand_grid, nested_cv, pd_at, rates  # noqa: E402
 
-# Single-frame thresholds: "single-frame at no more false alarms" is read off this grid, so it
-# is dense where the shipped model's scores end (its detections score up to about 0.3; with a
-# gap from 0.2 to 0.3 the comparison fell back to the 0.3 point and overstated the tracks' lead).
+# Single-frame thresholds of the tables and plots (dense up to 0.3, where the shipped model's
+# scores end). Comparisons at equal false alarms use the exact sweep (exact_pd_at) instead.
 THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.12, 0.15, 0.17, 0.2, 0.22, 0.25, 0.27, 0.3, 0.4,
               0.5, 0.6)
 FEED = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -131,6 +130,38 @@ def score_frames(reports: Sequence[np.ndarray], centres: np.ndarray,
         detected += bool(near.any())
         fa += int((~near).sum())
     return labelled, detected, fa
+
+
+def frame_scores(boxes, scores, centres: np.ndarray, radii: np.ndarray
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Single-frame detection at every threshold at once: per labelled frame the best score
+    of a detection near the label (-inf when none), and the scores of all other detections
+    of labelled frames (each a false alarm at thresholds up to its score)."""
+    best, fa = [], []
+    for b, s, c, r in zip(boxes, scores, centres, radii):
+        if not np.isfinite(r):
+            continue
+        pos = (b[:, :2] + b[:, 2:]) * 0.5
+        near = np.hypot(pos[:, 0] - c[0], pos[:, 1] - c[1]) <= r
+        best.append(float(s[near].max()) if near.any() else -np.inf)
+        fa.append(s[~near])
+    return (np.asarray(best, np.float64),
+            np.concatenate(fa).astype(np.float64) if fa else np.zeros(0))
+
+
+def exact_pd_at(best: np.ndarray, fa: np.ndarray, budget: float) -> Tuple[float, float]:
+    """(Pd, threshold) of single-frame detection at the lowest score threshold whose false
+    alarms per labelled frame stay within ``budget``: the exact curve, not a grid. The
+    threshold is the score a detection must exceed (-inf: every cached detection)."""
+    frames = len(best)
+    if frames == 0:
+        return float("nan"), float("nan")
+    allowed = int(math.floor(budget * frames + 1e-9))
+    if len(fa) <= allowed:
+        thr = -np.inf
+    else:
+        thr = float(np.sort(fa)[::-1][allowed])  # at most `allowed` false alarms lie above
+    return float((best > thr).sum()) / frames, thr
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +350,7 @@ def main(argv=None) -> int:
     fold = halves(names, labels)
 
     results: Dict[str, dict] = {}
+    sweeps: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}  # size -> frame_scores, all videos
     timing: Dict[str, List[float]] = {}
     per_video: Dict[str, Dict[str, object]] = {}  # headline size, for --select
     for size in sizes:
@@ -327,6 +359,8 @@ def main(argv=None) -> int:
                             score_thr=min(0.05, args.floor))
         acc: Dict[str, List[int]] = {}
         det_ms, trk_ms = [], []
+        sweep_best: List[np.ndarray] = []
+        sweep_fa: List[np.ndarray] = []
         for n in names:
             cls, centres, radii = labels[n]
             cp = cache_path(cache, n, size, tag, args.floor, args.max_frames)
@@ -341,6 +375,9 @@ def main(argv=None) -> int:
             k = min(len(boxes), len(centres))
             boxes, scores, c, r = boxes[:k], scores[:k], centres[:k], radii[:k]
             pv: Dict[str, object] = {}
+            fb, ff = frame_scores(boxes, scores, c, r)
+            sweep_best.append(fb)
+            sweep_fa.append(ff)
             for thr in THRESHOLDS:
                 counts = score_frames(single_frame_reports(boxes, scores, thr), c, r)
                 for group in (cls, "overall", fold[n]):
@@ -365,6 +402,8 @@ def main(argv=None) -> int:
             if size == sizes[0]:
                 per_video[n] = pv
         results[size] = {k: list(v) for k, v in acc.items()}
+        sweeps[size] = (np.concatenate(sweep_best) if sweep_best else np.zeros(0),
+                        np.concatenate(sweep_fa) if sweep_fa else np.zeros(0))
         timing[size] = [float(np.median(det_ms)) if det_ms else float("nan"),
                         float(np.median(trk_ms)) if trk_ms else float("nan")]
     close_backend(choice.backend)
@@ -376,7 +415,8 @@ def main(argv=None) -> int:
                              repeats=args.select_repeats)
         held_out["input_size"] = sizes[0]
     summary = write_summary(out, results, timing, sizes, names, labels, args, choice.label,
-                            base, variants, machine(), time.monotonic() - started, held_out)
+                            base, variants, machine(), time.monotonic() - started, held_out,
+                            sweeps)
     (out / "results.json").write_text(json.dumps(
         {"videos": names, "max_frames": args.max_frames, "input_sizes": sizes,
          "backend": choice.label, "counts": results, "timing_ms": timing,
@@ -397,25 +437,29 @@ def curve(res: Dict[str, list], group: str, kind: str, values) -> List[Tuple[flo
     return pts
 
 
+def thr_text(thr: float) -> str:
+    return f"> {thr:.3f}" if math.isfinite(thr) else "all cached"
+
+
 FA_BUDGETS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
-def sizes_at_equal_fa(results, timing, sizes) -> Dict[str, dict]:
-    """Per input size: detector p50 and, per false-alarm budget of FA_BUDGETS, the best
-    single-frame Pd over THRESHOLDS with no more false alarms per frame (all videos)."""
+def sizes_at_equal_fa(sweeps, timing, sizes) -> Dict[str, dict]:
+    """Per input size: detector p50 and, per false-alarm budget of FA_BUDGETS, single-frame
+    Pd at the lowest threshold within that budget (exact_pd_at over all videos)."""
     table = {}
     for size in sizes:
-        sf = curve(results[size], "overall", "single", THRESHOLDS)
+        best, fa = sweeps[size]
         cells = []
         for b in FA_BUDGETS:
-            pd, lab = pd_at(sf, b)
-            cells.append({"fa_budget": b, "pd": pd, "score": lab})
+            pd, thr = exact_pd_at(best, fa, b)
+            cells.append({"fa_budget": b, "pd": pd, "score_above": thr})
         table[size] = {"detector_ms": timing[size][0], "budgets": cells}
     return table
 
 
 def write_summary(out: Path, results, timing, sizes, names, labels, args, label, base,
-                  variants, mach: str, wall: float, held_out=None) -> dict:
+                  variants, mach: str, wall: float, held_out=None, sweeps=None) -> dict:
     classes = sorted({labels[n][0] for n in names})
     frames_text = f"first {args.max_frames} frames each" if args.max_frames else "all frames"
     lines = [f"# Single-frame detection vs confirmed tracks, real IR video "
@@ -462,7 +506,11 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                 g[f"tracks {vname}"]["fa_at_pd0"] = fa
             best = None
             for pd_t, fa_t, lab in tc:  # the largest lead over single-frame at equal FA
-                pd_s, slab = pd_at(sf, fa_t)
+                if sweeps is not None:  # single frames at their best threshold, not a grid
+                    pd_s, thr = exact_pd_at(*sweeps[size], fa_t)
+                    slab = thr_text(thr)
+                else:
+                    pd_s, slab = pd_at(sf, fa_t)
                 lead = pd_t - (pd_s if math.isfinite(pd_s) else 0.0)
                 if best is None or lead > best[0]:
                     best = (lead, pd_t, fa_t, lab, pd_s, slab)
@@ -485,18 +533,20 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                         lines.append(f"| {group} | {kind} | {v:g} | {pd:.3f} | {fa:.3f} | "
                                      f"{c[0]} |")
         lines.append("")
-    if len(sizes) > 1:
-        table = sizes_at_equal_fa(results, timing, sizes)
+    if len(sizes) > 1 and sweeps is not None:
+        table = sizes_at_equal_fa(sweeps, timing, sizes)
         goal["sizes_at_equal_fa"] = table
         lines[header_end:header_end] = [
             "## Input sizes at equal false alarms (single frames)", "",
             "The score scale moves with the input size, so sizes are compared at the same "
-            "false-alarm rate: each cell is the best single-frame Pd (and its score threshold) "
-            "with no more false alarms per frame than the column's budget.", "",
+            "false-alarm rate: each cell is the single-frame Pd at the lowest score threshold "
+            "(in brackets: the score a detection must exceed) that keeps false alarms per "
+            "frame within the column's budget, swept over every score, not a grid.", "",
             "| input | detector p50 ms | " + " | ".join(f"<= {b:g} FA/frame" for b in FA_BUDGETS)
             + " |", "|---|---:|" + "---:|" * len(FA_BUDGETS)] + [
             f"| {size} | {row['detector_ms']:.1f} | " + " | ".join(
-                f"{c['pd']:.3f} ({c['score']})" if math.isfinite(c["pd"]) else "-"
+                f"{c['pd']:.3f} ({thr_text(c['score_above'])})" if math.isfinite(c["pd"])
+                else "-"
                 for c in row["budgets"]) + " |" for size, row in table.items()] + [""]
     if held_out is not None:
         best_in = max(held_out["in_sample"].items(), key=lambda kv: (kv[1] == kv[1], kv[1]))

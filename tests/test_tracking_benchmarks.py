@@ -32,20 +32,57 @@ def test_ir_labels_and_scoring_rule(tmp_path):
     assert tracking_ir.score_frames(reports, centres, radii) == (2, 1, 2)
 
 
+def test_exact_single_frame_sweep():
+    # two labelled frames and one unlabelled; centre of box [x0, y0, x1, y1]
+    box = lambda x, y: [x - 1, y - 1, x + 1, y + 1]  # noqa: E731
+    boxes = [np.array([box(10, 10), box(50, 50)], np.float32),      # near (0.3), far (0.4)
+             np.array([box(99, 99)], np.float32),                   # unlabelled frame
+             np.array([box(20, 21), box(21, 20)], np.float32)]      # both near (0.1, 0.2)
+    scores = [np.array([0.3, 0.4]), np.array([0.9]), np.array([0.1, 0.2])]
+    centres = np.array([[10.0, 10.0], [np.nan, np.nan], [20.0, 20.0]])
+    radii = np.array([8.0, np.nan, 8.0])
+    best, fa = tracking_ir.frame_scores(boxes, scores, centres, radii)
+    assert best.tolist() == pytest.approx([0.3, 0.2]) and fa.tolist() == pytest.approx([0.4])
+    # no false alarm allowed: threshold above 0.4, nothing found
+    assert tracking_ir.exact_pd_at(best, fa, 0.0) == (0.0, pytest.approx(0.4))
+    # half a false alarm per frame allows the 0.4 one: every cached detection counts
+    pd, thr = tracking_ir.exact_pd_at(best, fa, 0.5)
+    assert pd == 1.0 and thr == -np.inf
+    # the grid rule at any threshold never beats the exact sweep at the same false alarms
+    rng = np.random.default_rng(0)
+    n = 200
+    centres = rng.uniform(20, 300, (n, 2))
+    radii = np.full(n, 8.0)
+    boxes, scores = [], []
+    for c in centres:
+        k = rng.integers(0, 4)
+        pos = np.where(rng.random((k, 1)) < 0.4, c + rng.normal(0, 3, (k, 2)),
+                       rng.uniform(0, 320, (k, 2)))
+        boxes.append(np.hstack([pos - 1, pos + 1]).astype(np.float32))
+        scores.append(rng.uniform(0.02, 0.3, k))
+    best, fa = tracking_ir.frame_scores(boxes, scores, centres, radii)
+    for thr in (0.02, 0.05, 0.1, 0.15, 0.2, 0.25):
+        lab, det, nfa = tracking_ir.score_frames(
+            tracking_ir.single_frame_reports(boxes, scores, thr), centres, radii)
+        pd, t = tracking_ir.exact_pd_at(best, fa, nfa / lab)
+        assert pd >= det / lab - 1e-12 and t <= thr
+
+
 def test_sizes_compared_at_equal_false_alarms():
-    # counts are [labelled frames, detected frames, false alarms]; 100 frames each
-    results = {"A": {"overall|single|0.1": [100, 90, 20], "overall|single|0.2": [100, 60, 4]},
-               "B": {"overall|single|0.05": [100, 70, 1], "overall|single|0.1": [100, 75, 9]}}
-    table = tracking_ir.sizes_at_equal_fa(results, {"A": [8.0, 0.1], "B": [2.0, 0.1]},
+    # per size: best score near the label in each of 10 labelled frames, false-alarm scores
+    a_best = np.array([0.3, 0.25, 0.2, 0.15, 0.12] + [-np.inf] * 5)
+    sweeps = {"A": (a_best, np.array([0.28, 0.18, 0.11, 0.1])),
+              "B": (np.full(10, 0.1), np.array([0.01]))}
+    table = tracking_ir.sizes_at_equal_fa(sweeps, {"A": [8.0, 0.1], "B": [2.0, 0.1]},
                                           ["A", "B"])
-    budgets = {size: {c["fa_budget"]: (c["pd"], c["score"]) for c in row["budgets"]}
-               for size, row in table.items()}
+    cells = {size: {c["fa_budget"]: (c["pd"], c["score_above"]) for c in row["budgets"]}
+             for size, row in table.items()}
     assert table["A"]["detector_ms"] == 8.0
-    assert np.isnan(budgets["A"][0.01][0])              # A has no point that quiet
-    assert budgets["A"][0.05] == (0.6, "0.2")           # 0.04 FA/frame
-    assert budgets["A"][0.2] == (0.9, "0.1")            # 0.20 FA/frame, on the budget
-    assert budgets["B"][0.01] == (0.7, "0.05")
-    assert budgets["B"][0.1] == (0.75, "0.1")           # 0.09 FA/frame
+    assert cells["A"][0.05] == (0.1, 0.28)     # 0.5 false alarms allowed -> none: above 0.28
+    assert cells["A"][0.1] == (0.3, 0.18)      # one allowed: above 0.18
+    assert cells["A"][0.2] == (0.5, 0.11)      # two allowed: above 0.11
+    assert cells["B"][0.01] == (1.0, 0.01)     # none allowed, but every target beats 0.01
+    assert cells["B"][0.1] == (1.0, -np.inf)   # its one false alarm is allowed
 
 
 @needs_onnx
@@ -108,8 +145,8 @@ def test_tracking_ir_held_out_check(tmp_path, capsys):
     data = tmp_path / "ir"
     write_labelled_video(data, "IR_DRONE_001", "drone", seed=5)
     write_labelled_video(data, "IR_BIRD_001", "bird", seed=6)
-    assert tracking_ir.main(["--data", str(data), "--input-sizes", "640x512", "--variants",
-                             "default", "--select", "default;min_move=1|2",
+    assert tracking_ir.main(["--data", str(data), "--input-sizes", "640x512,320x256",
+                             "--variants", "default", "--select", "default;min_move=1|2",
                              "--select-folds", "2", "--select-repeats", "3",
                              "--cache", str(tmp_path / "cache"),
                              "--out", str(tmp_path / "out")]) == 0
@@ -118,7 +155,18 @@ def test_tracking_ir_held_out_check(tmp_path, capsys):
     assert set(held["in_sample"]) == {"default", "min_move=1", "min_move=2"}
     assert sum(held["picks"].values()) == 2 * 3  # one pick per fold and shuffle
     assert held["input_size"] == "640x512"
-    assert "Held-out check at 640x512" in (tmp_path / "out" / "summary.md").read_text()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Held-out check at 640x512" in summary
+    # two sizes: the summary compares them at equal false alarms, from the same counts
+    assert "## Input sizes at equal false alarms" in summary
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    table = res["goal"]["sizes_at_equal_fa"]
+    assert list(table) == ["640x512", "320x256"]
+    for size, row in table.items():
+        single = res["counts"][size]["overall|single|0.1"]  # [frames, detected, FAs]
+        for cell in row["budgets"]:  # the sweep is never worse than the 0.1 grid point
+            if single[2] <= cell["fa_budget"] * single[0]:
+                assert cell["pd"] >= single[1] / single[0] - 1e-12
     capsys.readouterr()
 
 

@@ -47,7 +47,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent
@@ -305,6 +305,10 @@ def main(argv=None) -> int:
     p.add_argument("--select-folds", type=int, default=5, help="folds of videos (default 5)")
     p.add_argument("--select-repeats", type=int, default=10,
                    help="fold shuffles (default 10)")
+    p.add_argument("--bootstrap", type=int, default=300,
+                   help="with several --input-sizes: draws of whole videos for the 5-95 %% "
+                        "interval of each size's Pd minus the first size's at equal false "
+                        "alarms (0: off; default %(default)s)")
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "oscar-edge" / "tracking_ir"))
     p.add_argument("--out", required=True, help="folder for summary.md, results.json, pd_fa.png")
     args = p.parse_args(argv)
@@ -350,7 +354,7 @@ def main(argv=None) -> int:
     fold = halves(names, labels)
 
     results: Dict[str, dict] = {}
-    sweeps: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}  # size -> frame_scores, all videos
+    sweeps: Dict[str, List[Tuple[np.ndarray, np.ndarray]]] = {}  # size -> frame_scores/video
     timing: Dict[str, List[float]] = {}
     per_video: Dict[str, Dict[str, object]] = {}  # headline size, for --select
     for size in sizes:
@@ -359,8 +363,7 @@ def main(argv=None) -> int:
                             score_thr=min(0.05, args.floor))
         acc: Dict[str, List[int]] = {}
         det_ms, trk_ms = [], []
-        sweep_best: List[np.ndarray] = []
-        sweep_fa: List[np.ndarray] = []
+        sweeps[size] = []
         for n in names:
             cls, centres, radii = labels[n]
             cp = cache_path(cache, n, size, tag, args.floor, args.max_frames)
@@ -375,9 +378,7 @@ def main(argv=None) -> int:
             k = min(len(boxes), len(centres))
             boxes, scores, c, r = boxes[:k], scores[:k], centres[:k], radii[:k]
             pv: Dict[str, object] = {}
-            fb, ff = frame_scores(boxes, scores, c, r)
-            sweep_best.append(fb)
-            sweep_fa.append(ff)
+            sweeps[size].append(frame_scores(boxes, scores, c, r))
             for thr in THRESHOLDS:
                 counts = score_frames(single_frame_reports(boxes, scores, thr), c, r)
                 for group in (cls, "overall", fold[n]):
@@ -402,8 +403,6 @@ def main(argv=None) -> int:
             if size == sizes[0]:
                 per_video[n] = pv
         results[size] = {k: list(v) for k, v in acc.items()}
-        sweeps[size] = (np.concatenate(sweep_best) if sweep_best else np.zeros(0),
-                        np.concatenate(sweep_fa) if sweep_fa else np.zeros(0))
         timing[size] = [float(np.median(det_ms)) if det_ms else float("nan"),
                         float(np.median(trk_ms)) if trk_ms else float("nan")]
     close_backend(choice.backend)
@@ -437,6 +436,21 @@ def curve(res: Dict[str, list], group: str, kind: str, values) -> List[Tuple[flo
     return pts
 
 
+def size_rows(size: str, row: dict, first: dict) -> List[str]:
+    """Table rows of one size in the equal-false-alarm comparison (with its paired
+    difference to the first size when bootstrapped)."""
+    cells = row["budgets"]
+    out = [f"| {size} | {row['detector_ms']:.1f} | " + " | ".join(
+        f"{c['pd']:.3f} ({thr_text(c['score_above'])})" if math.isfinite(c["pd"]) else "-"
+        for c in cells) + " |"]
+    if any("minus_first_p5_p95_points" in c for c in cells):
+        out.append("| (minus first) | | " + " | ".join(
+            f"{100 * (c['pd'] - f['pd']):+.1f} [{c['minus_first_p5_p95_points'][0]:+.1f}, "
+            f"{c['minus_first_p5_p95_points'][1]:+.1f}]"
+            for c, f in zip(cells, first["budgets"])) + " |")
+    return out
+
+
 def thr_text(thr: float) -> str:
     return f"> {thr:.3f}" if math.isfinite(thr) else "all cached"
 
@@ -444,16 +458,44 @@ def thr_text(thr: float) -> str:
 FA_BUDGETS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
-def sizes_at_equal_fa(sweeps, timing, sizes) -> Dict[str, dict]:
+def pd_at_budgets(best: np.ndarray, fa: np.ndarray) -> List[float]:
+    """exact_pd_at for every budget of FA_BUDGETS."""
+    return [exact_pd_at(best, fa, b)[0] for b in FA_BUDGETS]
+
+
+def pool_videos(per_video: Sequence[Tuple[np.ndarray, np.ndarray]],
+                idx: Optional[Sequence[int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """frame_scores of several videos (``idx``: which, repeats allowed) as one."""
+    chosen = [per_video[i] for i in (range(len(per_video)) if idx is None else idx)]
+    if not chosen:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate([b for b, _ in chosen]), np.concatenate([f for _, f in chosen])
+
+
+def sizes_at_equal_fa(sweeps, timing, sizes, draws: int = 0, seed: int = 0) -> Dict[str, dict]:
     """Per input size: detector p50 and, per false-alarm budget of FA_BUDGETS, single-frame
-    Pd at the lowest threshold within that budget (exact_pd_at over all videos)."""
+    Pd at the lowest threshold within that budget (exact_pd_at over all videos). With
+    ``draws``: each size minus the first size, with the 5-95 % interval over draws of whole
+    videos with replacement (the same videos for every size: paired; frames of one video are
+    not independent, so videos are what is drawn)."""
+    n = len(sweeps[sizes[0]])
+    rng = np.random.default_rng(seed)
+    picks = [rng.integers(0, n, n) for _ in range(draws)]
+    boot = {size: np.array([pd_at_budgets(*pool_videos(sweeps[size], idx))
+                            for idx in picks]).reshape(draws, len(FA_BUDGETS))
+            for size in sizes}
     table = {}
     for size in sizes:
-        best, fa = sweeps[size]
+        best, fa = pool_videos(sweeps[size])
         cells = []
-        for b in FA_BUDGETS:
+        for k, b in enumerate(FA_BUDGETS):
             pd, thr = exact_pd_at(best, fa, b)
-            cells.append({"fa_budget": b, "pd": pd, "score_above": thr})
+            cell = {"fa_budget": b, "pd": pd, "score_above": thr}
+            if draws and size != sizes[0]:
+                d = 100 * (boot[size][:, k] - boot[sizes[0]][:, k])
+                cell["minus_first_p5_p95_points"] = [float(np.percentile(d, 5)),
+                                                     float(np.percentile(d, 95))]
+            cells.append(cell)
         table[size] = {"detector_ms": timing[size][0], "budgets": cells}
     return table
 
@@ -507,7 +549,7 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
             best = None
             for pd_t, fa_t, lab in tc:  # the largest lead over single-frame at equal FA
                 if sweeps is not None:  # single frames at their best threshold, not a grid
-                    pd_s, thr = exact_pd_at(*sweeps[size], fa_t)
+                    pd_s, thr = exact_pd_at(*pool_videos(sweeps[size]), fa_t)
                     slab = thr_text(thr)
                 else:
                     pd_s, slab = pd_at(sf, fa_t)
@@ -534,20 +576,21 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                                      f"{c[0]} |")
         lines.append("")
     if len(sizes) > 1 and sweeps is not None:
-        table = sizes_at_equal_fa(sweeps, timing, sizes)
+        table = sizes_at_equal_fa(sweeps, timing, sizes, draws=args.bootstrap)
         goal["sizes_at_equal_fa"] = table
         lines[header_end:header_end] = [
             "## Input sizes at equal false alarms (single frames)", "",
             "The score scale moves with the input size, so sizes are compared at the same "
             "false-alarm rate: each cell is the single-frame Pd at the lowest score threshold "
             "(in brackets: the score a detection must exceed) that keeps false alarms per "
-            "frame within the column's budget, swept over every score, not a grid.", "",
+            "frame within the column's budget, swept over every score, not a grid"
+            + (f"; below each other size: its Pd minus {sizes[0]}'s in points, with the "
+               f"5-95 % interval over {args.bootstrap} draws of whole videos (paired)"
+               if args.bootstrap else "") + ".", "",
             "| input | detector p50 ms | " + " | ".join(f"<= {b:g} FA/frame" for b in FA_BUDGETS)
             + " |", "|---|---:|" + "---:|" * len(FA_BUDGETS)] + [
-            f"| {size} | {row['detector_ms']:.1f} | " + " | ".join(
-                f"{c['pd']:.3f} ({thr_text(c['score_above'])})" if math.isfinite(c["pd"])
-                else "-"
-                for c in row["budgets"]) + " |" for size, row in table.items()] + [""]
+            line for size, row in table.items()
+            for line in size_rows(size, row, table[sizes[0]])] + [""]
     if held_out is not None:
         best_in = max(held_out["in_sample"].items(), key=lambda kv: (kv[1] == kv[1], kv[1]))
         picks = ", ".join(f"{v} x{c}" for v, c in list(held_out["picks"].items())[:6])

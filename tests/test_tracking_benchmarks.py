@@ -71,8 +71,9 @@ def test_exact_single_frame_sweep():
 def test_sizes_compared_at_equal_false_alarms():
     # per size: best score near the label in each of 10 labelled frames, false-alarm scores
     a_best = np.array([0.3, 0.25, 0.2, 0.15, 0.12] + [-np.inf] * 5)
-    sweeps = {"A": (a_best, np.array([0.28, 0.18, 0.11, 0.1])),
-              "B": (np.full(10, 0.1), np.array([0.01]))}
+    # as two videos each (pooled by the table)
+    sweeps = {"A": [(a_best[:4], np.array([0.28, 0.1])), (a_best[4:], np.array([0.18, 0.11]))],
+              "B": [(np.full(4, 0.1), np.zeros(0)), (np.full(6, 0.1), np.array([0.01]))]}
     table = tracking_ir.sizes_at_equal_fa(sweeps, {"A": [8.0, 0.1], "B": [2.0, 0.1]},
                                           ["A", "B"])
     cells = {size: {c["fa_budget"]: (c["pd"], c["score_above"]) for c in row["budgets"]}
@@ -83,6 +84,20 @@ def test_sizes_compared_at_equal_false_alarms():
     assert cells["A"][0.2] == (0.5, 0.11)      # two allowed: above 0.11
     assert cells["B"][0.01] == (1.0, 0.01)     # none allowed, but every target beats 0.01
     assert cells["B"][0.1] == (1.0, -np.inf)   # its one false alarm is allowed
+    # paired video bootstrap: B minus A per budget, an interval around the pooled difference
+    boot = tracking_ir.sizes_at_equal_fa(sweeps, {"A": [8.0, 0.1], "B": [2.0, 0.1]},
+                                         ["A", "B"], draws=200, seed=1)
+    assert all("minus_first_p5_p95_points" not in c for c in boot["A"]["budgets"])
+    for c, a in zip(boot["B"]["budgets"], boot["A"]["budgets"]):
+        lo, hi = c["minus_first_p5_p95_points"]
+        assert lo <= hi and -100 <= lo and hi <= 100
+        assert (c["pd"], a["pd"]) == (cells["B"][c["fa_budget"]][0], cells["A"][c["fa_budget"]][0])
+    # identical sizes differ by exactly zero on every draw
+    same = tracking_ir.sizes_at_equal_fa({"A": sweeps["A"], "A2": sweeps["A"]}, {"A": [1, 0],
+                                         "A2": [1, 0]}, ["A", "A2"], draws=50)
+    assert all(c["minus_first_p5_p95_points"] == [0.0, 0.0] for c in same["A2"]["budgets"])
+    rows = tracking_ir.size_rows("B", boot["B"], boot["A"])
+    assert len(rows) == 2 and rows[1].startswith("| (minus first) |")
 
 
 @needs_onnx

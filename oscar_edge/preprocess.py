@@ -27,9 +27,11 @@ STD: float = 27.62
 FIT_SIZE: Tuple[int, int] = (1000, 600)  # (long side limit, short side limit)
 # The runtime (not evaluation) letterboxes small frames, both sides within SMALL_FRAME_MAX
 # (width, height), into the fixed SMALL_FRAME_INPUT (height, width) instead of the keep-ratio fit
-# when no input size is given. Measured on the 71 real 320x256 IR videos (docs/tracking.md):
-# at equal false alarms per frame 640x512 finds more targets than the fit's 768x608 (Pd 0.739 vs
-# 0.691 at 0.16, 0.504 vs 0.480 at 0.05) and costs 27 % less time; 320x256 finds almost nothing.
+# when no input size is given. Measured on the 71 real 320x256 IR videos with the shipped model
+# (docs/tracking.md, "Real IR video with the shipped model"): at equal false alarms per frame
+# 640x512 and the fit's 768x608 find the same share of targets (Pd 0.813 vs 0.821 at 0.05, 0.900
+# vs 0.877 at 0.1; every difference within its bootstrap interval) and 640x512 costs 25 % less
+# time; the native 320x256 finds 5-10 points fewer at 3.5x less time.
 SMALL_FRAME_MAX: Tuple[int, int] = (320, 256)
 SMALL_FRAME_INPUT: Tuple[int, int] = (512, 640)
 SIZE_DIVISOR: int = 32

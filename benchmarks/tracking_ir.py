@@ -312,6 +312,8 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "oscar-edge" / "tracking_ir"))
     p.add_argument("--out", required=True, help="folder for summary.md, results.json, pd_fa.png")
     args = p.parse_args(argv)
+    if args.bootstrap < 0:
+        raise SystemExit(f"tracking_ir: --bootstrap must be >= 0, got {args.bootstrap}")
 
     from oscar_edge.backends.base import close_backend
     from oscar_edge.backends.factory import create_backend, onnx_model_path
@@ -521,6 +523,7 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
         lines += [f"## Input {size}" + (" (headline)" if size == sizes[0] else ""), "",
                   f"Detector {det_ms:.1f} ms/frame p50, tracker {trk_ms:.3f} ms/frame p50.", ""]
         sf = curve(res, "overall", "single", THRESHOLDS)
+        pooled = pool_videos(sweeps[size]) if sweeps is not None else None
         pd0, fa0 = single_frame_ref(res, "overall")
         g = {"single_frame_0.1": {"pd": pd0, "fa_per_frame": fa0}}
         for vname, _ in variants:
@@ -548,8 +551,8 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                 g[f"tracks {vname}"]["fa_at_pd0"] = fa
             best = None
             for pd_t, fa_t, lab in tc:  # the largest lead over single-frame at equal FA
-                if sweeps is not None:  # single frames at their best threshold, not a grid
-                    pd_s, thr = exact_pd_at(*pool_videos(sweeps[size]), fa_t)
+                if pooled is not None:  # single frames at their best threshold, not a grid
+                    pd_s, thr = exact_pd_at(*pooled, fa_t)
                     slab = thr_text(thr)
                 else:
                     pd_s, slab = pd_at(sf, fa_t)

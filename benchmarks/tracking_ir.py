@@ -160,7 +160,8 @@ def exact_pd_at(best: np.ndarray, fa: np.ndarray, budget: float) -> Tuple[float,
     if len(fa) <= allowed:
         thr = -np.inf
     else:
-        thr = float(np.sort(fa)[::-1][allowed])  # at most `allowed` false alarms lie above
+        k = len(fa) - 1 - allowed  # the (allowed + 1)-th largest: `allowed` lie above it
+        thr = float(np.partition(fa, k)[k])
     return float((best > thr).sum()) / frames, thr
 
 
@@ -503,7 +504,7 @@ def sizes_at_equal_fa(sweeps, timing, sizes, draws: int = 0, seed: int = 0) -> D
 
 
 def write_summary(out: Path, results, timing, sizes, names, labels, args, label, base,
-                  variants, mach: str, wall: float, held_out=None, sweeps=None) -> dict:
+                  variants, mach: str, wall: float, held_out, sweeps) -> dict:
     classes = sorted({labels[n][0] for n in names})
     frames_text = f"first {args.max_frames} frames each" if args.max_frames else "all frames"
     lines = [f"# Single-frame detection vs confirmed tracks, real IR video "
@@ -522,8 +523,7 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
         det_ms, trk_ms = timing[size]
         lines += [f"## Input {size}" + (" (headline)" if size == sizes[0] else ""), "",
                   f"Detector {det_ms:.1f} ms/frame p50, tracker {trk_ms:.3f} ms/frame p50.", ""]
-        sf = curve(res, "overall", "single", THRESHOLDS)
-        pooled = pool_videos(sweeps[size]) if sweeps is not None else None
+        pooled = pool_videos(sweeps[size])
         pd0, fa0 = single_frame_ref(res, "overall")
         g = {"single_frame_0.1": {"pd": pd0, "fa_per_frame": fa0}}
         for vname, _ in variants:
@@ -551,11 +551,8 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                 g[f"tracks {vname}"]["fa_at_pd0"] = fa
             best = None
             for pd_t, fa_t, lab in tc:  # the largest lead over single-frame at equal FA
-                if pooled is not None:  # single frames at their best threshold, not a grid
-                    pd_s, thr = exact_pd_at(*pooled, fa_t)
-                    slab = thr_text(thr)
-                else:
-                    pd_s, slab = pd_at(sf, fa_t)
+                pd_s, thr = exact_pd_at(*pooled, fa_t)  # single frames' best threshold
+                slab = thr_text(thr)
                 lead = pd_t - (pd_s if math.isfinite(pd_s) else 0.0)
                 if best is None or lead > best[0]:
                     best = (lead, pd_t, fa_t, lab, pd_s, slab)
@@ -578,7 +575,7 @@ def write_summary(out: Path, results, timing, sizes, names, labels, args, label,
                         lines.append(f"| {group} | {kind} | {v:g} | {pd:.3f} | {fa:.3f} | "
                                      f"{c[0]} |")
         lines.append("")
-    if len(sizes) > 1 and sweeps is not None:
+    if len(sizes) > 1:
         table = sizes_at_equal_fa(sweeps, timing, sizes, draws=args.bootstrap)
         goal["sizes_at_equal_fa"] = table
         lines[header_end:header_end] = [

@@ -31,6 +31,15 @@ targets found at both, on the same draws.
 For one camera, ``--native-size 640x512`` keeps only the split's images of that native size, so
 ``--sizes 640x512,fit`` compares the camera's native input with the keep-ratio fit on frames of
 that camera's shape (README, "Deploy-first v2", the runtime's default input).
+
+Cross-validation: ``--model NAME=ONNX@SPLIT`` scores that graph on that split instead of
+``--split``, and several ``--model`` with the same NAME are the folds of one recipe: each image is
+scored by the fold's graph, the detections of all folds are pooled into one set (one table row per
+size, one bootstrap over the pooled images) and each fold's own mNoCoAP is printed beside it. So
+a recipe trained k times, each time without one part of the data, is measured on every held-out
+image at once (``benchmarks/cv_folds.py`` writes such splits). Pooling ranks the folds'
+detections on one score scale, which assumes the folds' scores are alike; the per-fold lines show
+how far they agree.
 """
 from __future__ import annotations
 
@@ -65,12 +74,37 @@ def parse_sizes(text: str) -> List[Optional[tuple]]:
 
 
 def parse_model(text: str) -> tuple:
+    """'NAME=path.onnx' -> (NAME, path, None); 'NAME=path.onnx@SPLIT' -> (NAME, path, SPLIT)."""
     name, sep, path = str(text).partition("=")
     if not sep or not name or not path:
-        raise UserError(f"--model must look like NAME=path.onnx, got {text!r}")
+        raise UserError(f"--model must look like NAME=path.onnx[@SPLIT], got {text!r}")
+    split = None
+    if not Path(path).is_file() and "@" in path:
+        path, _, split = path.rpartition("@")
+        if not split:
+            raise UserError(f"--model {name}: empty split after '@' in {text!r}")
     if not Path(path).is_file():
         raise UserError(f"--model {name}: file not found: {path}")
-    return name, path
+    return name, path, split
+
+
+def group_models(models: Sequence[tuple], default_split: str) -> Dict[str, List[tuple]]:
+    """The ``--model`` entries by NAME, in order: NAME -> [(path, split), ...]. Several entries of
+    one NAME are folds: each needs its own ``@SPLIT``, and no split twice."""
+    groups: Dict[str, List[tuple]] = {}
+    for name, path, split in models:
+        groups.setdefault(name, []).append((path, split))
+    out: Dict[str, List[tuple]] = {}
+    for name, entries in groups.items():
+        if len(entries) > 1:
+            splits = [s for _, s in entries]
+            if None in splits:
+                raise UserError(f"--model {name} is given {len(entries)} times: folds of one "
+                                f"model need their split, NAME=path.onnx@SPLIT")
+            if len(set(splits)) != len(splits):
+                raise UserError(f"--model {name}: a split is given twice ({', '.join(splits)})")
+        out[name] = [(p, s or default_split) for p, s in entries]
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,44 +210,72 @@ def _main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from oscar_edge.metrics import (DEFAULT_SCORE_THR, bootstrap_draws, evaluate_detections,
-                                    target_centring)
+                                    mnoco_ap, target_centring)
     from oscar_edge.preprocess import FIT_SIZE
 
-    models = [parse_model(m) for m in args.model]
+    groups = group_models([parse_model(m) for m in args.model], args.split)
     sizes = parse_sizes(args.sizes)
     if args.bootstrap < 0:
         raise UserError("--bootstrap must be 0 (off) or a positive number of draws")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UserError(f"output folder does not exist: {Path(args.json).resolve().parent}")
-    samples = load_samples(args.data or default_data_root(), args.split)
-    if args.native_size:
-        samples = native_filter(samples, args.native_size)
-    targets = sum(len(s.boxes) for s in samples)
+    root = args.data or default_data_root()
     labels = ["fit %dx%d" % FIT_SIZE if hw is None else f"{hw[1]}x{hw[0]}" for hw in sizes]
-    draws = bootstrap_draws(len(samples), args.bootstrap, args.seed) \
-        if args.bootstrap and targets else None
+    split_samples: Dict[str, list] = {}
+    for entries in groups.values():
+        for _, split in entries:
+            if split not in split_samples:
+                found = load_samples(root, split)
+                split_samples[split] = native_filter(found, args.native_size) \
+                    if args.native_size else found
     rows: List[Dict[str, object]] = []
+    folds: List[Dict[str, object]] = []
     boot: Dict[str, Dict[str, object]] = {}
     boot_draws: Dict[tuple, object] = {}
-    for name, path in models:
-        choice = create_backend(args.backend, model=path, threads=args.threads)
+    pooled: Dict[str, list] = {}
+    for name, entries in groups.items():
+        samples = [x for _, split in entries for x in split_samples[split]]
+        pooled[name] = samples
+        targets = sum(len(x.boxes) for x in samples)
+        draws = bootstrap_draws(len(samples), args.bootstrap, args.seed) \
+            if args.bootstrap and targets else None
         per_refine: Dict[bool, list] = {True: [], False: []}
         centring: Dict[bool, list] = {True: [], False: []}
-        for hw, label in zip(sizes, labels):
-            dets, maps = collect_detections(choice.backend, samples, not args.no_progress,
-                                            (True, False), hw)
-            for refine, d in zip((True, False), dets):
+        choices = {path: create_backend(args.backend, model=path, threads=args.threads)
+                   for path, _ in entries}
+        label = choices[entries[0][0]].label
+        if len(entries) > 1:
+            label += f" and {len(entries) - 1} more fold graph(s) like it"
+        for hw, size in zip(sizes, labels):
+            dets: Dict[bool, list] = {True: [], False: []}
+            maps: list = []
+            for path, split in entries:
+                part, part_maps = collect_detections(choices[path].backend, split_samples[split],
+                                                     not args.no_progress, (True, False), hw)
+                for refine, d in zip((True, False), part):
+                    dets[refine] += d
+                    if len(entries) > 1:
+                        folds.append({"model": name, "onnx": path, "split": split, "size": size,
+                                      "peak_refine": refine,
+                                      "mNoCoAP": mnoco_ap(d, split_samples[split],
+                                                           part_maps)["mNoCoAP"]})
+                maps += part_maps
+            for refine in (True, False):
+                d = dets[refine]
                 per_refine[refine].append(d)
                 centring[refine].append(target_centring(d, samples, maps, DEFAULT_SCORE_THR))
                 found = centring[refine][-1][0][~np.isnan(centring[refine][-1][0])]
                 m = evaluate_detections(d, samples, noco_maps=maps)
-                rows.append({"model": name, "onnx": path, "size": label, "peak_refine": refine,
+                rows.append({"model": name, "onnx": ",".join(p for p, _ in entries),
+                             "split": ",".join(sp for _, sp in entries), "size": size,
+                             "peak_refine": refine,
                              "mNoCoAP": m["mNoCoAP"], "AP50": m["AP50"], "Pd": m["Pd"],
                              "Fa_per_image": m["Fa_per_image"],
                              "Pd_at_max_fa": m["Pd_at_max_fa"], "Fa_at_max_fa": m["Fa_at_max_fa"],
-                             "num_boxes": m["num_boxes"], "found": int(len(found)),
+                             "num_images": len(samples), "num_boxes": m["num_boxes"],
+                             "found": int(len(found)),
                              "centring": float(found.mean()) if len(found) else None,
-                             "backend": choice.label})
+                             "backend": label})
         if draws is not None:
             for refine in (True, False):
                 key = f"{name}, refinement {'on' if refine else 'off'}"
@@ -221,20 +283,30 @@ def _main(args: argparse.Namespace) -> int:
                     per_refine[refine], samples, maps, labels, draws, centring[refine],
                     [r["mNoCoAP"] for r in rows if r["model"] == name
                      and r["peak_refine"] == refine])
-    between = model_differences(boot_draws, [n for n, _ in models], labels) \
-        if draws is not None else {}
+    names = list(groups)
+    # models are paired on the same draws only where they score the same images
+    same = [n for n in names if [x.image_path for x in pooled[n]]
+            == [x.image_path for x in pooled[names[0]]]]
+    between = model_differences(boot_draws, same, labels) \
+        if all((n, True) in boot_draws for n in same) else {}
     native = f", native size {args.native_size} only" if args.native_size else ""
     backends = {}
     for r in rows:  # one label per model: each names its own graph file
         backends.setdefault(r["model"], r["backend"])
-    print(f"Input size study on `{args.split}` ({len(samples)} images{native}, "
-          f"{targets} targets); "
+    where = {r["model"]: (r["split"], r["num_images"], r["num_boxes"]) for r in rows}
+    if len(set(where.values())) == 1:
+        split, n, t = next(iter(where.values()))
+        head = f"`{split}` ({n} images{native}, {t} targets)"
+    else:
+        head = "; ".join(f"{m}: `{sp}` ({n} images, {t} targets)"
+                         for m, (sp, n, t) in where.items()) + native
+    print(f"Input size study on {head}; "
           + "; ".join(f"{name}: {label}" for name, label in backends.items()) + ":\n")
     print("| model | input | peak refinement | mNoCoAP | AP50 | Pd @ 0.1 | false alarms / image "
           "| best Pd at <= 0.05 false alarms / image | centring of found targets |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        if targets:
+        if r["num_boxes"]:
             centre = "n/a" if r["centring"] is None else f"{r['centring']:.4f}"
             hits = (f"{r['mNoCoAP']:.4f} | {r['AP50']:.4f} | {r['Pd']:.3f} | "
                     f"{r['Fa_per_image']:.3f} | {r['Pd_at_max_fa']:.3f} at {r['Fa_at_max_fa']:.3f}"
@@ -243,8 +315,8 @@ def _main(args: argparse.Namespace) -> int:
             hits = f"n/a | n/a | n/a | {r['Fa_per_image']:.3f} | n/a | n/a"
         print(f"| {r['model']} | {r['size']} | {'on' if r['peak_refine'] else 'off'} | {hits} |")
     print()
-    for name, _ in models:
-        if not targets:
+    for name in names:
+        if not where[name][2]:
             print(f"- {name}: no targets in these images, so no mNoCoAP spread")
             continue
         for refine in (True, False):
@@ -263,13 +335,23 @@ def _main(args: argparse.Namespace) -> int:
                          f"difference to the best size ({b['best_size']}), median [5 %, 95 %]: "
                          f"{diffs}; centring minus the best size's: {cdiffs or 'n/a'}")
             print(text)
+            per_fold = [f for f in folds if f["model"] == name and f["peak_refine"] == refine]
+            for split in dict.fromkeys(f["split"] for f in per_fold):
+                v = [f["mNoCoAP"] for f in per_fold if f["split"] == split]
+                print(f"  - fold `{split}`: " + ", ".join(
+                    f"{f['size']} {f['mNoCoAP']:.4f}" for f in per_fold if f["split"] == split)
+                    + f"; spread {100 * (max(v) - min(v)):.2f} points")
     for key, per_size in between.items():
         print(f"- {key}, paired on the same draws, median [5 %, 95 %]: "
               + "; ".join(f"{size} {v[1]:+.2f} [{v[0]:+.2f}, {v[2]:+.2f}]"
                           for size, v in per_size.items()))
+    if len(same) < len(names):
+        print("- not paired with " + names[0] + " (other images): "
+              + ", ".join(n for n in names if n not in same))
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split,
                                                "native_size": args.native_size, "rows": rows,
+                                               "folds": folds,
                                                "bootstrap": boot, "bootstrap_seed": args.seed,
                                                "model_minus_first": between},
                                               indent=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,100 @@ def test_input_size_study_pairs_models_on_the_same_draws(tmp_path, sirst_root):
     lo, mid, hi = between["q minus a, refinement off"]["320x256"]
     assert lo <= mid <= hi
     assert "q minus a, refinement off, paired on the same draws" in p.stdout
+
+
+def _study(*args, timeout=300):
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "input_size_study.py"),
+                           *map(str, args)], capture_output=True, text=True, cwd=str(REPO),
+                          timeout=timeout)
+
+
+@needs_onnx
+def test_input_size_study_pools_folds_like_one_split(tmp_path, sirst_root):
+    """Folds of one NAME (``@SPLIT``) are pooled: the same graph on two splits gives the figures
+    of one run on the joined split, and the per-fold lines equal single runs on each part."""
+    root = tmp_path / "root"
+    (root / "splits").mkdir(parents=True)
+    for name in ("mixed", "annotations"):
+        (root / name).symlink_to(Path(sirst_root) / name, target_is_directory=True)
+    part1 = (Path(sirst_root) / "splits" / "mini_test.txt").read_text().split()
+    part2 = (Path(sirst_root) / "splits" / "mini_trainval.txt").read_text().split()
+    (root / "splits" / "p1.txt").write_text("\n".join(part1) + "\n")
+    (root / "splits" / "p2.txt").write_text("\n".join(part2) + "\n")
+    (root / "splits" / "both.txt").write_text("\n".join(part1 + part2) + "\n")
+    onnx = REPO / "oscar_edge" / "weights" / "oscar-edge.onnx"
+    int8 = REPO / "oscar_edge" / "weights" / "oscar-edge.int8.onnx"
+    out = tmp_path / "cv.json"
+    common = ("--sizes", "320x256", "--data", root, "--threads", "1", "--no-progress",
+              "--bootstrap", "100")
+    p = _study("--model", f"whole={onnx}@both", "--model", f"cv={onnx}@p1",
+               "--model", f"cv={onnx}@p2", "--model", f"mixed={onnx}@p1",
+               "--model", f"mixed={int8}@p2", *common, "--json", out)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())
+    rows = {(r["model"], r["peak_refine"]): r for r in res["rows"]}
+    for refine in (True, False):
+        whole, cv = rows[("whole", refine)], rows[("cv", refine)]
+        assert cv["split"] == "p1,p2" and cv["num_images"] == len(part1) + len(part2)
+        for key in ("mNoCoAP", "AP50", "Pd", "Fa_per_image", "num_boxes"):
+            assert cv[key] == whole[key], key
+    # pooled over the same images in the same order: paired, and identical in every draw
+    assert res["model_minus_first"]["cv minus whole, refinement off"] == {
+        "320x256": [0.0, 0.0, 0.0]}
+    # the per-fold figures are those of a plain run on each part
+    single = tmp_path / "single.json"
+    p2 = _study("--model", f"q={int8}", "--split", "p2", *common, "--json", single)
+    assert p2.returncode == 0, p2.stderr
+    plain = {r["peak_refine"]: r["mNoCoAP"] for r in json.loads(single.read_text())["rows"]}
+    folds = {(f["split"], f["peak_refine"]): f["mNoCoAP"] for f in res["folds"]
+             if f["model"] == "mixed"}
+    assert folds[("p2", True)] == pytest.approx(plain[True])
+    assert folds[("p2", False)] == pytest.approx(plain[False])
+    assert "  - fold `p2`: 320x256" in p.stdout
+    # a single graph is not a fold: it has no per-fold lines
+    assert not any(f["model"] == "whole" for f in res["folds"])
+
+
+def test_input_size_study_rejects_bad_folds(tmp_path, sirst_root):
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not read")
+    for models, text in (((f"cv={onnx}", f"cv={onnx}@mini_test"), "need their split"),
+                         ((f"cv={onnx}@mini_test", f"cv={onnx}@mini_test"), "given twice"),
+                         ((f"cv={onnx}@",), "empty split"),
+                         ((f"cv={tmp_path / 'gone.onnx'}@mini_test",), "file not found")):
+        args = [a for m in models for a in ("--model", m)]
+        p = _study(*args, "--data", sirst_root, "--no-progress", timeout=60)
+        assert p.returncode == 2, (models, p.stderr)
+        assert text in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_cv_folds_writes_balanced_halves_without_copying(tmp_path, sirst_root):
+    from oscar_edge.data.annotations import load_samples, read_split
+
+    out = tmp_path / "cv"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cv_folds.py"), "--data",
+                        str(sirst_root), "--out", str(out)], capture_output=True, text=True,
+                       cwd=str(REPO), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (out / "mixed").is_symlink() and (out / "annotations").is_symlink()
+    train = load_samples(str(sirst_root), "train_full")
+    val = read_split(str(sirst_root), "val_full")
+    a, b = read_split(str(out), "cv_halfA"), read_split(str(out), "cv_halfB")
+    assert not set(a) & set(b) and sorted(a + b) == sorted(s.name for s in train)
+    with_targets = {s.name for s in train if len(s.boxes)}
+    na, nb = len(set(a) & with_targets), len(set(b) & with_targets)
+    assert abs(na - nb) <= 1 and abs(len(a) - len(b)) <= 2
+    assert read_split(str(out), "cv_train_notA") == val + b
+    assert read_split(str(out), "cv_train_notB") == val + a
+    # the original splits are still there, and a second run never overwrites the root
+    assert read_split(str(out), "val_full") == val
+    again = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cv_folds.py"), "--data",
+                            str(sirst_root), "--out", str(out)], capture_output=True, text=True,
+                           cwd=str(REPO), timeout=120)
+    assert again.returncode == 2 and "not overwritten" in again.stderr
+    # another seed deals other halves
+    other = tmp_path / "cv1"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "cv_folds.py"), "--data",
+                    str(sirst_root), "--out", str(other), "--seed", "1"], check=True,
+                   capture_output=True, cwd=str(REPO), timeout=120)
+    assert read_split(str(other), "cv_halfA") != a

@@ -168,6 +168,21 @@ def exact_pd_at(best: np.ndarray, fa: np.ndarray, budget: float) -> Tuple[float,
 # --------------------------------------------------------------------------------------------
 # Detector pass with a cache
 # --------------------------------------------------------------------------------------------
+def cache_tag(choice, model: Optional[str], precision: Optional[str]) -> str:
+    """The detector's part of the cache key: the backend's label and the graph's content, not
+    its name (the shipped graph changes with the shipped weights, and a --model file of the same
+    name may hold other weights)."""
+    from oscar_edge.backends.factory import onnx_model_path
+
+    tag = f"{choice.label}"
+    if choice.kind in ("onnxruntime", "openvino"):
+        graph = onnx_model_path(model, precision)
+        tag += "|" + hashlib.sha1(graph.read_bytes()).hexdigest()[:16]
+    elif model:
+        tag += "|" + hashlib.sha1(Path(model).read_bytes()).hexdigest()[:16]
+    return tag
+
+
 def cache_path(cache: Path, video: str, size: str, tag: str, floor: float,
                max_frames: int) -> Path:
     key = hashlib.sha1(f"{tag}|{floor}|{max_frames}".encode()).hexdigest()[:10]
@@ -317,7 +332,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"tracking_ir: --bootstrap must be >= 0, got {args.bootstrap}")
 
     from oscar_edge.backends.base import close_backend
-    from oscar_edge.backends.factory import create_backend, onnx_model_path
+    from oscar_edge.backends.factory import create_backend
     from oscar_edge.data.video import select_videos
     from oscar_edge.pipeline import Detector
     from oscar_edge.sizes import parse_size
@@ -332,6 +347,14 @@ def main(argv=None) -> int:
     if not names:
         raise SystemExit(f"tracking_ir: no labels in {data / 'labels'}")
     sizes = [v.strip() for v in args.input_sizes.split(",") if v.strip()]
+    try:
+        shapes = {s: None if s == "fit" else parse_size(s, order="hw_out", multiple=32,
+                                                        name="--input-sizes")
+                  for s in sizes}
+    except ValueError as exc:
+        raise SystemExit(f"tracking_ir: {exc}")
+    if not sizes:
+        raise SystemExit("tracking_ir: --input-sizes is empty")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache)
@@ -344,14 +367,7 @@ def main(argv=None) -> int:
                          f"many videos, got {len(names)}")
     choice = create_backend(args.backend, model=args.model, threads=args.threads,
                             precision=args.precision)
-    # Keyed by the graph's content, not its name: the shipped graph changes with the shipped
-    # weights, and a --model file of the same name may hold other weights.
-    tag = f"{choice.label}"
-    if choice.kind in ("onnxruntime", "openvino"):
-        graph = onnx_model_path(args.model, args.precision)
-        tag += "|" + hashlib.sha1(graph.read_bytes()).hexdigest()[:16]
-    elif args.model:
-        tag += "|" + hashlib.sha1(Path(args.model).read_bytes()).hexdigest()[:16]
+    tag = cache_tag(choice, args.model, args.precision)
     started = time.monotonic()
     labels = {n: load_labels(data / "labels" / f"{n}.json") for n in names}
     fold = halves(names, labels)
@@ -361,8 +377,7 @@ def main(argv=None) -> int:
     timing: Dict[str, List[float]] = {}
     per_video: Dict[str, Dict[str, object]] = {}  # headline size, for --select
     for size in sizes:
-        input_size = None if size == "fit" else tuple(reversed(parse_size(size, name="size")))
-        detector = Detector(choice.backend, input_size=input_size,
+        detector = Detector(choice.backend, input_size=shapes[size],
                             score_thr=min(0.05, args.floor))
         acc: Dict[str, List[int]] = {}
         det_ms, trk_ms = [], []

@@ -123,6 +123,8 @@ def test_tracking_ir_end_to_end_with_cache(tmp_path, capsys):
     assert tracking_ir.main(args) == 0
     again = json.loads((tmp_path / "out" / "results.json").read_text())["counts"]["640x512"]
     assert again == counts
+    with pytest.raises(SystemExit, match="multiples of 32"):
+        tracking_ir.main(args + ["--input-sizes", "640x512,333x250"])
     with pytest.raises(SystemExit, match="--bootstrap must be >= 0"):
         tracking_ir.main(args + ["--bootstrap", "-1"])
     # a held-out check needs at least as many videos as folds

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     from oscar_edge.backends.base import close_backend
     from oscar_edge.backends.factory import create_backend
@@ -239,7 +241,7 @@ def main(argv=None) -> int:
         table[key] = {"overall": pooled([per_video[n][key] for n in names])}
         for cls in sorted(set(classes.values())):
             table[key][cls] = pooled([per_video[n][key] for n in names if classes[n] == cls])
-    write_summary(out, table, keys, names, args, choice.label, machine(),
+    write_summary(out, table, keys, names, args, argv, choice.label, machine(),
                   time.monotonic() - started)
     (out / "results.json").write_text(json.dumps(
         {"videos": names, "input_size": args.input_size, "backend": choice.label,
@@ -249,10 +251,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_summary(out: Path, table, keys, names, args, label: str, host: str,
-                  seconds: float) -> None:
-    cmd = "python benchmarks/track_stability_ir.py " + " ".join(
-        a for a in sys.argv[1:])
+def write_summary(out: Path, table, keys, names, args, argv: Sequence[str], label: str,
+                  host: str, seconds: float) -> None:
+    cmd = "python benchmarks/track_stability_ir.py " + shlex.join(argv)
     lines = [f"# Track stability on real IR video ({time.strftime('%Y-%m-%d', time.gmtime())})",
              "", f"Command: `{cmd}`", "",
              f"Machine: {host}. Videos: {len(names)}, input {args.input_size}. Detector: "

@@ -20,7 +20,7 @@ target per frame in ``labels/<name>.json`` (MATLAB [x, y, w, h], 1-based: the 0-
    each frame at time index / 30 s, in each of ``--variants`` (``default``, or settings that
    differ from it: ``motion=on``, ``min_move=3`` (px, moving-target indication),
    ``confirm=4/6``, ``coast=1``, ``gate=16``, ``min_hit_rate=0.25``, ``clutter=5`` (the clutter
-   map's time constant in s), ``clutter_cell=6``, ``clutter_max=0.3``; ``;`` between variants,
+   map's time constant in s), ``clutter_cell=6``, ``clutter_max=0.3``, ``revive=2`` (s); ``;`` between variants,
    ``,`` between the settings of one); confirmed tracks (coasting ones included) are what it
    reports.
 3. **Scoring, per labelled frame.** The frame's target is detected when a reported position
@@ -67,7 +67,7 @@ VARIANT_KEYS = {"motion": ("motion", lambda v: v == "on"), "min_move": ("min_mov
                 "confirm": (None, None), "coast": ("coast_s", float),
                 "gate": ("gate_px", float), "min_hit_rate": ("min_hit_rate", float),
                 "clutter": ("clutter_s", float), "clutter_cell": ("clutter_cell_px", float),
-                "clutter_max": ("clutter_max", float)}
+                "clutter_max": ("clutter_max", float), "revive": ("revive_s", float)}
 
 
 def parse_variants(text: str) -> List[Tuple[str, dict]]:

@@ -156,6 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--track-min-hit-rate", type=float, default=None)
     p.add_argument("--track-min-move", type=float, default=None)
     p.add_argument("--track-clutter", type=float, default=None)
+    p.add_argument("--track-revive", type=float, default=None)
     args = p.parse_args(argv)
     from oscar_edge.track import config_from_options
 
@@ -179,7 +180,8 @@ def main(argv=None) -> int:
           f"{base.confirm_m}/{base.confirm_n}, coast {base.coast_s:g} s, score >= "
           f"{base.min_score:g}, min hit rate {base.min_hit_rate:g}, min move "
           f"{base.min_move_px:g} px, clutter map "
-          f"{f'{base.clutter_s:g} s' if base.clutter_s > 0 else 'off'}. Match radius R = "
+          f"{f'{base.clutter_s:g} s' if base.clutter_s > 0 else 'off'}, ID revival "
+          f"{f'{base.revive_s:g} s' if base.revive_s > 0 else 'off'}. Match radius R = "
           f"{args.radius:g} px.\n")
     print("| setting | seed | targets | camera motion | MOTA | IDF1 | HOTA | ID switches | FP | FN "
           "| MOTA (detectable) | IDF1 (detectable) | HOTA (detectable) | track ms p50 | "

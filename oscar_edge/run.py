@@ -36,7 +36,7 @@ from .track import TrackerConfig
 _TC = TrackerConfig()  # the tracker's defaults, for the help texts
 _TRACK_OPTIONS = ("track_gate", "track_confirm", "track_coast", "track_score",
                   "track_min_hit_rate", "track_min_move", "track_motion", "track_clutter",
-                  "track_clutter_cell", "track_clutter_max")
+                  "track_clutter_cell", "track_clutter_max", "track_revive")
 
 PROG = "oscar-edge run"
 EPILOG = """examples:
@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--track-coast", type=float, default=None, metavar="S",
                    help=f"a confirmed track without a detection is kept on its prediction for "
                         f"up to S seconds, then lost (default {_TC.coast_s:g})")
+    g.add_argument("--track-revive", type=float, default=None, metavar="S",
+                   help=f"a lost track's ID is remembered for S seconds: a track confirmed near "
+                        f"its predicted position takes the ID back (docs/tracking.md; default "
+                        f"{_TC.revive_s:g}; 0: off)")
     g.add_argument("--track-score", type=float, default=None, metavar="S",
                    help=f"detections with score >= S feed the tracker (default "
                         f"{_TC.min_score:g}; independent of --score-thr)")
@@ -321,7 +325,9 @@ def _main(args: argparse.Namespace) -> int:
         if track is not None:
             tracking = (f"; tracking score >= {track.min_score:g}, gate {track.gate_px:g} px, "
                         f"confirm {track.confirm_m}/{track.confirm_n}, coast "
-                        f"{track.coast_s:g} s, camera motion {'on' if track.motion else 'off'}")
+                        f"{track.coast_s:g} s"
+                        + (f", revive {track.revive_s:g} s" if track.revive_s else "")
+                        + f", camera motion {'on' if track.motion else 'off'}")
         print(f"{PROG}: {source.describe()} -> {choice.label}, input {size}, decode+NMS "
               f"{detector.postprocess_backend}; draw/write score >= {args.score_thr:g}"
               f"{tracking}", file=sys.stderr, flush=True)

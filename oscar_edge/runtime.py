@@ -77,7 +77,7 @@ def track_settings(cfg: TrackerConfig) -> dict:
             "coast_s": cfg.coast_s, "min_score": cfg.min_score,
             "min_hit_rate": cfg.min_hit_rate, "min_move_px": cfg.min_move_px,
             "clutter_s": cfg.clutter_s, "clutter_cell_px": cfg.clutter_cell_px,
-            "clutter_max": cfg.clutter_max,
+            "clutter_max": cfg.clutter_max, "revive_s": cfg.revive_s,
             "motion": "on" if cfg.motion else "off"}
 
 
@@ -406,7 +406,7 @@ class Runtime:
         tr = self.tracker
         return {"settings": track_settings(tr.cfg), "fps": self.fps,
                 "tracks_started": tr.started, "time_jumps": tr.jumps,
-                "clutter_dropped": tr.clutter_dropped,
+                "clutter_dropped": tr.clutter_dropped, "ids_revived": tr.revived,
                 "camera_motion_failures": self._motion.failures if self._motion else None}
 
     def _write_stats(self) -> None:

@@ -46,6 +46,14 @@ What it does, per update (all positions in frame pixels, all times in seconds):
    target that moves a few cells per ``clutter_s`` never builds up its cells. With camera-motion
    compensation the cells stay fixed to the background. A target that hovers in one spot for
    longer than that is suppressed too (see docs/tracking.md).
+6. **ID revival** (``revive_s``, 2 s by default; 0 turns it off). A lost confirmed track is
+   remembered for ``revive_s`` seconds, moving on its last velocity (and warped with the camera motion). A
+   track confirmed in that time whose centre lies within the coasting gate of such a
+   remembered prediction (``gate_px + coast_gate_speed * (time since its last hit)``, at most
+   ``max_gate_factor * gate_px``) takes the old ID instead of a new one (the nearest pairs
+   first), with its age and hits. So a target that drops out for longer than the coast keeps
+   its ID when it comes back; nothing is reported while it is away, so false alarms do not
+   change. A "lost" report is then not final: the ID may return.
 
 Only numpy (and OpenCV for :class:`CameraMotion`): this runs on the deployment footprint.
 """
@@ -76,6 +84,7 @@ class TrackerConfig:
     clutter_s: float = 0.0         # clutter map time constant (s); 0: no clutter map
     clutter_cell_px: float = 6.0   # clutter map cell size (px)
     clutter_max: float = 0.3       # detections where the map is above this are not used
+    revive_s: float = 2.0          # a lost track's ID may be taken back for this long (s); 0: off
     meas_std_px: float = 1.0       # detection centre noise (px, 1 sigma)
     accel_psd: float = 3000.0      # white-acceleration process noise (px^2 / s^3)
     init_speed_std: float = 100.0  # speed uncertainty of a new track (px/s, 1 sigma)
@@ -105,6 +114,8 @@ class TrackerConfig:
         if not 0 < self.clutter_max < 1:
             raise ValueError(f"the clutter map threshold must be in (0, 1), got "
                              f"{self.clutter_max}")
+        if not (math.isfinite(self.revive_s) and self.revive_s >= 0):
+            raise ValueError(f"the track revival time must be >= 0 s, got {self.revive_s}")
         if not 0 <= self.min_score <= 1:
             raise ValueError(f"the track score must be in [0, 1], got {self.min_score}")
         if self.meas_std_px <= 0 or self.accel_psd < 0 or self.init_speed_std < 0 \
@@ -258,6 +269,10 @@ class Tracker:
         self.updates = 0
         self.tentative = 0      # tentative tracks after the last update
         self.clutter_dropped = 0  # detections not used because the clutter map was high there
+        self.revived = 0        # tracks that took back a lost track's ID
+        # lost confirmed tracks that may still come back (revive_s > 0): id, state (x, y, vx,
+        # vy) when lost, time lost, time of the last hit, birth time, hits
+        self._graves: List[Tuple[int, np.ndarray, float, float, float, int]] = []
         self.clutter = ClutterMap(c.clutter_s, c.clutter_cell_px, c.clutter_max) \
             if c.clutter_s > 0 else None
         self._alloc(0)
@@ -328,6 +343,7 @@ class Tracker:
                 self.jumps += 1
                 lost = self._reports(np.flatnonzero(self.confirmed), t, "lost")
                 self._alloc(0)
+            self._graves = []
             dt = 0.0
         self._t = t
 
@@ -337,6 +353,13 @@ class Tracker:
                 self._predict(dt)
             if motion is not None:
                 self._warp(motion)
+        if self._graves:
+            self._graves = [g for g in self._graves if t - g[2] <= c.revive_s + 1e-9]
+            if motion is not None and self._graves:
+                a = motion[:, :2]
+                self._graves = [(i, np.concatenate([x[:2] @ a.T + motion[:, 2], x[2:] @ a.T]),
+                                 lost_t, hit_t, born, hits)
+                                for i, x, lost_t, hit_t, born, hits in self._graves]
 
         # 2b. Clutter map: drop detections on spots that fire most of the time, then learn.
         if self.clutter is not None:
@@ -384,6 +407,7 @@ class Tracker:
             if c.min_move_px > 0:
                 moved = np.hypot(*(self.x[:, :2] - self.origin).T)
                 can_confirm &= moved >= c.min_move_px
+            newly = can_confirm & ~self.confirmed
             self.confirmed |= can_confirm
             drop_tentative = ~self.confirmed & (in_window - hits_in_window
                                                 > c.confirm_n - c.confirm_m)
@@ -401,8 +425,16 @@ class Tracker:
                 drop_tentative |= ~self.confirmed & outside
             if expired.any():
                 lost += self._reports(np.flatnonzero(expired), t, "lost")
+                if c.revive_s > 0:
+                    self._graves += [(int(self.ids[i]), self.x[i].copy(), t,
+                                      float(self.last_hit[i]), float(self.born[i]),
+                                      int(self.hits[i])) for i in np.flatnonzero(expired)]
             if expired.any() or drop_tentative.any():
-                self._keep(~(expired | drop_tentative))
+                keep = ~(expired | drop_tentative)
+                self._keep(keep)
+                newly = newly[keep]
+            if self._graves and newly.any():
+                self._revive(np.flatnonzero(newly), t)
             self._push_trail()
 
         # 5. Births from the detections left, away from confirmed tracks.
@@ -462,6 +494,27 @@ class Tracker:
         self.score[ti] += a * (score - self.score[ti])
         self.hits[ti] += 1
         self.last_hit[ti] = t
+
+    # -- ID revival ----------------------------------------------------------------------------
+    def _revive(self, rows: np.ndarray, t: float) -> None:
+        """Give the just-confirmed tracks ``rows`` the IDs of remembered lost tracks whose
+        prediction lies within the coasting gate (module docstring, step 6)."""
+        c = self.cfg
+        graves = self._graves
+        pred = np.array([x[:2] + x[2:] * (t - lost_t) for _, x, lost_t, _, _, _ in graves])
+        gate = np.minimum(c.gate_px + c.coast_gate_speed
+                          * (t - np.array([g[3] for g in graves])), c.gate_px * c.max_gate_factor)
+        dist = np.sqrt(((self.x[rows, None, :2] - pred[None, :, :]) ** 2).sum(axis=2))
+        taken = set()
+        for r, g in assign(dist, dist <= gate[None, :]):
+            i = rows[r]
+            gid, _, _, _, born, hits = graves[g]
+            self.ids[i] = gid
+            self.born[i] = born
+            self.hits[i] += hits
+            self.revived += 1
+            taken.add(g)
+        self._graves = [g for k, g in enumerate(graves) if k not in taken]
 
     # -- births, trails, reports ---------------------------------------------------------------
     def _birth(self, z: np.ndarray, size: np.ndarray, score: np.ndarray, t: float) -> None:
@@ -682,7 +735,8 @@ OPTION_FIELDS: Dict[str, str] = {"track_gate": "gate_px", "track_coast": "coast_
                                  "track_min_move": "min_move_px",
                                  "track_clutter": "clutter_s",
                                  "track_clutter_cell": "clutter_cell_px",
-                                 "track_clutter_max": "clutter_max"}
+                                 "track_clutter_max": "clutter_max",
+                                 "track_revive": "revive_s"}
 
 
 def config_from_options(options: object) -> "TrackerConfig":

@@ -72,6 +72,74 @@ def test_a_five_frame_dropout_coasts_and_recovers_with_the_same_id():
     assert np.allclose(r.velocity, v, atol=3.0)
 
 
+def _dropout_ids(cfg: TrackerConfig, gap: range, shift=(0.0, 0.0), frames: int = 90):
+    """A target at 45, 20 px/s unseen in the frames of ``gap``, back ``shift`` px off its line:
+    the IDs of its confirmed track per frame (None where none is within 3 px of it), and every
+    confirmed report's centre (what a user would see, without IDs)."""
+    tr = Tracker(cfg, fps=FPS)
+    ids, centres, lost = [], [], []
+    for k in range(frames):
+        p = np.array([100.0, 100.0]) + np.array([45.0, 20.0]) * k / FPS
+        if k >= gap.stop:
+            p = p + np.array(shift)
+        b = np.array([box(*p)], np.float32).reshape(-1, 4)[:0 if k in gap else 1]
+        reps = tr.update(k / FPS, b, np.full(len(b), 0.5, np.float32), frame_size=(640, 512))
+        lost += [r.id for r in reps if r.state == "lost"]
+        conf = [r for r in reps if r.state == "confirmed"]
+        centres.append([r.centre for r in conf])
+        r = nearest(conf, p, within=3.0)
+        ids.append(None if r is None else r.id)
+    return ids, centres, lost, tr
+
+
+def test_revival_gives_a_target_back_its_id_after_a_long_dropout():
+    """Unseen for 1 s (longer than the 0.5 s coast): lost, then a new ID without revival; the
+    old ID with it. Positions and report counts are the same either way: only IDs change."""
+    gap = range(30, 60)
+    off, c_off, lost_off, _ = _dropout_ids(TrackerConfig(revive_s=0.0), gap)
+    on, c_on, lost_on, tr = _dropout_ids(TrackerConfig(revive_s=2.0), gap)
+    before = {i for i in off[:30] if i is not None}
+    assert len(before) == 1 and lost_off == lost_on == list(before)  # lost once, either way
+    assert {i for i in off[64:] if i is not None} - before          # a new ID without revival
+    assert {i for i in on[64:] if i is not None} == before          # the old one with it
+    assert tr.revived == 1
+    assert all(None not in (a, b) for a, b in zip(off[64:], on[64:]))
+    assert all(np.allclose(a, b) for a, b in zip(c_off, c_on) if a or b)
+    assert [len(a) for a in c_off] == [len(b) for b in c_on]
+
+
+def test_revival_needs_the_prediction_and_the_time_window():
+    gap = range(30, 60)
+    # back 60 px off its line: beyond the widest gate (4 x 12 px), a new target
+    far, _, _, _ = _dropout_ids(TrackerConfig(revive_s=2.0), gap, shift=(0.0, 60.0))
+    assert far[70] is not None and far[70] != far[20]
+    # 1 s away is longer than 0.5 s coast + 0.3 s revival: forgotten
+    late, _, _, tr = _dropout_ids(TrackerConfig(revive_s=0.3), gap)
+    assert late[70] is not None and late[70] != late[20] and tr.revived == 0
+    # a time jump (longer than the coast) ends every track and forgets them
+    tr = Tracker(TrackerConfig(revive_s=5.0), fps=FPS)
+    for k in range(10):
+        feed(tr, k / FPS, [(100.0, 100.0)])
+    first = feed(tr, 9 / FPS, [(100.0, 100.0)])[0].id
+    for k in range(10):
+        reps = feed(tr, 10.0 + k / FPS, [(100.0, 100.0)])
+    assert reps and reps[0].id != first and tr.revived == 0
+    with pytest.raises(ValueError, match="revival"):
+        TrackerConfig(revive_s=-1).check()
+
+
+def test_revival_takes_the_nearest_of_two_remembered_ids():
+    """Two parallel targets 30 px apart vanish together and come back: each gets its own ID."""
+    tr = Tracker(TrackerConfig(revive_s=2.0), fps=FPS)
+    rows = {}
+    for k in range(100):
+        pts = [] if 30 <= k < 60 else [(100.0 + 1.5 * k, 100.0), (100.0 + 1.5 * k, 130.0)]
+        for r in feed(tr, k / FPS, pts):
+            if k in (25, 95):
+                rows.setdefault(k, {})[round(r.centre[1] / 30.0)] = r.id
+    assert rows[25] == rows[95] and len(set(rows[95].values())) == 2 and tr.revived == 2
+
+
 def test_a_one_frame_false_alarm_never_becomes_confirmed():
     tr = Tracker(TrackerConfig(), fps=FPS)
     flicker = (500.0, 400.0)
@@ -393,6 +461,7 @@ def test_track_clutter_through_oscar_edge_run(tmp_path):
     assert (header["clutter_s"], header["clutter_cell_px"], header["clutter_max"]) == (2, 8, 0.3)
     track = json.loads(st.read_text())["track"]
     assert track["settings"]["clutter_s"] == 2 and isinstance(track["clutter_dropped"], int)
+    assert track["settings"]["revive_s"] == 2 and track["ids_revived"] == 0
 
 
 def test_track_option_errors_are_one_line():
@@ -404,6 +473,10 @@ def test_track_option_errors_are_one_line():
     one_line_error(run_tool("--source", syn, "--track", "--track-gate", "-1"), "gate")
     one_line_error(run_tool("--source", syn, "--track", "--track-coast", "nan"), "coast")
     one_line_error(run_tool("--source", syn, "--track", "--track-clutter", "-1"), "clutter")
+    one_line_error(run_tool("--source", syn, "--track", "--track-revive", "-2"), "revival")
+    one_line_error(run_tool("--source", syn, "--track", "--track-revive", "inf"), "revival")
+    one_line_error(run_tool("--source", syn, "--track-revive", "2"),
+                   "--track-revive needs --track")
     one_line_error(run_tool("--source", syn, "--track", "--track-clutter", "2",
                             "--track-clutter-max", "1.5"), "clutter")
     with pytest.raises(ValueError):

@@ -47,13 +47,13 @@ What it does, per update (all positions in frame pixels, all times in seconds):
    compensation the cells stay fixed to the background. A target that hovers in one spot for
    longer than that is suppressed too (see docs/tracking.md).
 6. **ID revival** (``revive_s``, 2 s by default; 0 turns it off). A lost confirmed track is
-   remembered for ``revive_s`` seconds, moving on its last velocity (and warped with the camera motion). A
-   track confirmed in that time whose centre lies within the coasting gate of such a
-   remembered prediction (``gate_px + coast_gate_speed * (time since its last hit)``, at most
-   ``max_gate_factor * gate_px``) takes the old ID instead of a new one (the nearest pairs
-   first), with its age and hits. So a target that drops out for longer than the coast keeps
-   its ID when it comes back; nothing is reported while it is away, so false alarms do not
-   change. A "lost" report is then not final: the ID may return.
+   remembered for ``revive_s`` seconds, moving on its last velocity (and warped with the
+   camera motion). A track confirmed in that time whose centre lies within the coasting gate
+   of such a remembered prediction (``gate_px + coast_gate_speed * (time since its last
+   hit)``, at most ``max_gate_factor * gate_px``) takes the old ID instead of a new one (the
+   nearest pairs first), with its age and hits. So a target that drops out for longer than
+   the coast keeps its ID when it comes back; nothing is reported while it is away, so false
+   alarms do not change. A "lost" report is then not final: the ID may return.
 
 Only numpy (and OpenCV for :class:`CameraMotion`): this runs on the deployment footprint.
 """

@@ -108,6 +108,26 @@ def stability(ids: Sequence[Optional[int]], false_alarms: int = 0) -> Dict[str, 
             "breaks": breaks, "false_alarms": int(false_alarms), "acquisition_frames": acq}
 
 
+def switch_events(reports: Sequence[Sequence], ids: Sequence[Optional[int]],
+                  centres: np.ndarray) -> List[Dict[str, float]]:
+    """Each ID switch of :func:`stability`: its frame, the old and new ID, whether the old ID
+    was still a confirmed track then (another track took the target over, or the label moved
+    to another object), how far the label's centre moved since the last covered frame (px) and
+    how long that was (s)."""
+    out: List[Dict[str, float]] = []
+    last = last_frame = None
+    for i, tid in enumerate(ids):
+        if tid is None or tid < 0:
+            continue
+        if last is not None and tid != last:
+            out.append({"frame": i, "from": last, "to": tid,
+                        "old_alive": any(r[0] == last for r in reports[i]),
+                        "label_move_px": float(np.hypot(*(centres[i] - centres[last_frame]))),
+                        "gap_s": (i - last_frame) / FPS})
+        last, last_frame = tid, i
+    return out
+
+
 def pooled(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
     """Pool per-video :func:`stability` rows (see the module text)."""
     tot = {k: float(sum(r[k] for r in rows)) for k in KEYS}
@@ -232,8 +252,9 @@ def main(argv=None) -> int:
                 cfg = TrackerConfig(**{**base.__dict__, **kw, "min_score": feed}).check()
                 reps = run_tracker(boxes[:k], scores[:k], cached["motion"][:k], cfg, size)
                 ids = target_track_ids(reps, centres[:k], radii[:k])
-                per_video[n][f"{vname}|{feed:g}"] = stability(
-                    ids, far_reports(reps, centres[:k], radii[:k]))
+                row = stability(ids, far_reports(reps, centres[:k], radii[:k]))
+                row["switch_events"] = switch_events(reps, ids, centres[:k])
+                per_video[n][f"{vname}|{feed:g}"] = row
     close_backend(choice.backend)
     keys = [f"{v}|{f:g}" for v, _ in variants for f in feeds]
     table = {}
@@ -241,8 +262,10 @@ def main(argv=None) -> int:
         table[key] = {"overall": pooled([per_video[n][key] for n in names])}
         for cls in sorted(set(classes.values())):
             table[key][cls] = pooled([per_video[n][key] for n in names if classes[n] == cls])
+    events = {key: [dict(e, video=n) for n in names for e in per_video[n][key]["switch_events"]]
+              for key in keys}
     write_summary(out, table, keys, names, args, argv, choice.label, machine(),
-                  time.monotonic() - started)
+                  time.monotonic() - started, events)
     (out / "results.json").write_text(json.dumps(
         {"videos": names, "input_size": args.input_size, "backend": choice.label,
          "feeds": feeds, "variants": [v for v, _ in variants], "pooled": table,
@@ -252,7 +275,7 @@ def main(argv=None) -> int:
 
 
 def write_summary(out: Path, table, keys, names, args, argv: Sequence[str], label: str,
-                  host: str, seconds: float) -> None:
+                  host: str, seconds: float, events: Dict[str, List[dict]]) -> None:
     cmd = "python benchmarks/track_stability_ir.py " + shlex.join(argv)
     lines = [f"# Track stability on real IR video ({time.strftime('%Y-%m-%d', time.gmtime())})",
              "", f"Command: `{cmd}`", "",
@@ -280,6 +303,17 @@ def write_summary(out: Path, table, keys, names, args, argv: Sequence[str], labe
         lines.append(f"| {cls} | {m['videos']} | {m['Pd']:.3f} | {m['IDR']:.3f} | "
                      f"{m['longest_hold']:.3f} | {m['ids_per_target']:.2f} | "
                      f"{m['switches_per_min']:.2f} | {m['breaks_per_min']:.2f} |")
+    ev = events[keys[0]]
+    if ev:
+        alive = [e for e in ev if e["old_alive"]]
+        lines += ["", f"ID switches of the first row's setting: {len(ev)}. "
+                  f"{len(alive)} with the old ID still confirmed (another track took the target "
+                  f"over, or the label moved to another object), {len(ev) - len(alive)} after "
+                  "it was lost. Each: video, frame, label move since the last covered frame, "
+                  "time since then.", ""]
+        lines += [f"- {e['video']} frame {e['frame']}: old ID "
+                  f"{'still confirmed' if e['old_alive'] else 'lost'}, label moved "
+                  f"{e['label_move_px']:.0f} px in {e['gap_s']:.2f} s" for e in ev]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 

@@ -46,6 +46,19 @@ def test_stability_counts_by_hand():
         (1, 0, 0, 30)
 
 
+def test_switch_events_say_whether_the_old_track_was_still_there():
+    centres = np.array([[10.0, 10.0], [12.0, 10.0], [14.0, 10.0], [100.0, 10.0], [102.0, 10.0],
+                        [104.0, 10.0]])
+    ids = [1, -1, 2, 3, None, 1]
+    reports = [[(1, 10, 10)], [], [(2, 14, 10)], [(2, 40, 10), (3, 100, 10)], [], [(1, 104, 10)]]
+    ev = ts.switch_events(reports, ids, centres)
+    assert [(e["frame"], e["from"], e["to"], e["old_alive"]) for e in ev] == [
+        (2, 1, 2, False), (3, 2, 3, True), (5, 3, 1, False)]
+    assert ev[0]["label_move_px"] == pytest.approx(4.0) and ev[0]["gap_s"] == pytest.approx(2 / 30)
+    assert ev[1]["label_move_px"] == pytest.approx(86.0)
+    assert len(ev) == ts.stability(ids)["switches"]
+
+
 def test_pooled_weights_by_frames_and_rates_per_minute():
     a = ts.stability([1] * 1800)                   # one minute held by one ID
     b = ts.stability([-1] * 900 + [2] * 450 + [3] * 450)
@@ -107,6 +120,9 @@ def test_track_stability_end_to_end(tmp_path, capsys):
     assert set(res["pooled"]["default|0.05"]) == {"overall", "bird", "drone"}
     text = (out / "summary.md").read_text()
     assert "| default, 0.05 |" in text and "| drone | 1 |" in text
+    for rows in res["per_video"].values():
+        for row in rows.values():
+            assert len(row["switch_events"]) == row["switches"]
     # the detections were cached: tracking_ir.py reads the same files for the same settings
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
     assert tracking_ir.main(["--data", str(data), "--input-sizes", "640x512", "--backend",

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -123,6 +123,17 @@ class TrackerConfig:
                 or not 0 < self.size_alpha <= 1:
             raise ValueError("invalid tracker filter settings")
         return self
+
+
+class _Grave(NamedTuple):
+    """A lost confirmed track that may still take its ID back (module docstring, step 6)."""
+
+    id: int
+    x: np.ndarray        # (x, y, vx, vy) when lost
+    lost_t: float        # time it was lost (s)
+    last_hit: float      # time of its last detection (s)
+    born: float          # time of its first detection (s)
+    hits: int
 
 
 @dataclass(frozen=True)
@@ -270,9 +281,7 @@ class Tracker:
         self.tentative = 0      # tentative tracks after the last update
         self.clutter_dropped = 0  # detections not used because the clutter map was high there
         self.revived = 0        # tracks that took back a lost track's ID
-        # lost confirmed tracks that may still come back (revive_s > 0): id, state (x, y, vx,
-        # vy) when lost, time lost, time of the last hit, birth time, hits
-        self._graves: List[Tuple[int, np.ndarray, float, float, float, int]] = []
+        self._graves: List[_Grave] = []  # lost tracks that may come back (revive_s > 0)
         self.clutter = ClutterMap(c.clutter_s, c.clutter_cell_px, c.clutter_max) \
             if c.clutter_s > 0 else None
         self._alloc(0)
@@ -354,12 +363,12 @@ class Tracker:
             if motion is not None:
                 self._warp(motion)
         if self._graves:
-            self._graves = [g for g in self._graves if t - g[2] <= c.revive_s + 1e-9]
-            if motion is not None and self._graves:
+            self._graves = [g for g in self._graves if t - g.lost_t <= c.revive_s + 1e-9]
+            if motion is not None:
                 a = motion[:, :2]
-                self._graves = [(i, np.concatenate([x[:2] @ a.T + motion[:, 2], x[2:] @ a.T]),
-                                 lost_t, hit_t, born, hits)
-                                for i, x, lost_t, hit_t, born, hits in self._graves]
+                self._graves = [g._replace(x=np.concatenate([g.x[:2] @ a.T + motion[:, 2],
+                                                             g.x[2:] @ a.T]))
+                                for g in self._graves]
 
         # 2b. Clutter map: drop detections on spots that fire most of the time, then learn.
         if self.clutter is not None:
@@ -378,9 +387,8 @@ class Tracker:
         det_used = np.zeros(len(centres), bool)
         if len(self) and len(centres):
             pvar = np.maximum(self.P[:, 0, 0], self.P[:, 1, 1]) + self._r2
-            coast = c.gate_px + c.coast_gate_speed * (t - self.last_hit)
-            gate = np.clip(np.maximum(3.0 * np.sqrt(pvar), coast), c.gate_px,
-                           c.gate_px * c.max_gate_factor)
+            gate = np.clip(np.maximum(3.0 * np.sqrt(pvar), self._coast_gate(t - self.last_hit)),
+                           c.gate_px, c.gate_px * c.max_gate_factor)
             dist = np.sqrt(((self.x[:, None, :2] - centres[None, :, :]) ** 2).sum(axis=2))
             within = dist <= gate[:, None]
             for group in (self.confirmed, ~self.confirmed):
@@ -426,9 +434,9 @@ class Tracker:
             if expired.any():
                 lost += self._reports(np.flatnonzero(expired), t, "lost")
                 if c.revive_s > 0:
-                    self._graves += [(int(self.ids[i]), self.x[i].copy(), t,
-                                      float(self.last_hit[i]), float(self.born[i]),
-                                      int(self.hits[i])) for i in np.flatnonzero(expired)]
+                    self._graves += [_Grave(int(self.ids[i]), self.x[i].copy(), t,
+                                            float(self.last_hit[i]), float(self.born[i]),
+                                            int(self.hits[i])) for i in np.flatnonzero(expired)]
             if expired.any() or drop_tentative.any():
                 keep = ~(expired | drop_tentative)
                 self._keep(keep)
@@ -495,25 +503,30 @@ class Tracker:
         self.hits[ti] += 1
         self.last_hit[ti] = t
 
+    def _coast_gate(self, since_hit: np.ndarray) -> np.ndarray:
+        """The gate of a track unseen for ``since_hit`` seconds (module docstring, step 3):
+        ``gate_px`` grown by ``coast_gate_speed`` per second, at most ``max_gate_factor`` times
+        ``gate_px``."""
+        c = self.cfg
+        return np.minimum(c.gate_px + c.coast_gate_speed * since_hit,
+                          c.gate_px * c.max_gate_factor)
+
     # -- ID revival ----------------------------------------------------------------------------
     def _revive(self, rows: np.ndarray, t: float) -> None:
         """Give the just-confirmed tracks ``rows`` the IDs of remembered lost tracks whose
         prediction lies within the coasting gate (module docstring, step 6)."""
-        c = self.cfg
         graves = self._graves
-        pred = np.array([x[:2] + x[2:] * (t - lost_t) for _, x, lost_t, _, _, _ in graves])
-        gate = np.minimum(c.gate_px + c.coast_gate_speed
-                          * (t - np.array([g[3] for g in graves])), c.gate_px * c.max_gate_factor)
+        pred = np.array([g.x[:2] + g.x[2:] * (t - g.lost_t) for g in graves])
+        gate = self._coast_gate(t - np.array([g.last_hit for g in graves]))
         dist = np.sqrt(((self.x[rows, None, :2] - pred[None, :, :]) ** 2).sum(axis=2))
         taken = set()
-        for r, g in assign(dist, dist <= gate[None, :]):
-            i = rows[r]
-            gid, _, _, _, born, hits = graves[g]
-            self.ids[i] = gid
-            self.born[i] = born
-            self.hits[i] += hits
+        for r, k in assign(dist, dist <= gate[None, :]):
+            i, g = rows[r], graves[k]
+            self.ids[i] = g.id
+            self.born[i] = g.born
+            self.hits[i] += g.hits
             self.revived += 1
-            taken.add(g)
+            taken.add(k)
         self._graves = [g for k, g in enumerate(graves) if k not in taken]
 
     # -- births, trails, reports ---------------------------------------------------------------

@@ -36,6 +36,7 @@ the target is covered at all. Writes ``summary.md`` and ``results.json`` to ``--
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -51,8 +52,8 @@ sys.path.insert(0, str(_HERE))
 
 import numpy as np  # noqa: E402
 
-from tracking_ir import (FPS, cache_path, cache_tag, detect_video, load_labels,  # noqa: E402
-                         parse_variants, split)
+from tracking_ir import (FPS, cache_tag, cached_detections, confirmed_tracks,  # noqa: E402
+                         load_labels, parse_variants, score_frames, split)
 
 KEYS = ("labelled", "covered", "ids", "switches", "best_id_frames", "longest_hold", "breaks",
         "false_alarms")
@@ -146,25 +147,17 @@ def pooled(rows: Sequence[Dict[str, float]]) -> Dict[str, float]:
 
 
 def run_tracker(boxes, scores, motion: np.ndarray, cfg, size) -> List[List[tuple]]:
-    """(id, x, y) of the confirmed tracks after each frame."""
-    from oscar_edge.track import Tracker
-
-    tr = Tracker(cfg, fps=FPS)
-    out = []
-    for i, (b, s) in enumerate(zip(boxes, scores)):
-        m = motion[i] if cfg.motion and np.isfinite(motion[i]).all() else None
-        reps = tr.update(i / FPS, b, s, motion=m, frame_size=size)
-        out.append([(r.id, r.centre[0], r.centre[1]) for r in reps if r.state == "confirmed"])
-    return out
+    """(id, x, y) of the confirmed tracks after each frame (tracking_ir.confirmed_tracks)."""
+    frames, _ = confirmed_tracks(boxes, scores, motion, cfg, size)
+    return [[(r.id, r.centre[0], r.centre[1]) for r in reps] for reps in frames]
 
 
 def far_reports(reports: Sequence[Sequence], centres: np.ndarray, radii: np.ndarray) -> int:
-    """Confirmed tracks on labelled frames farther than the radius from the label."""
-    n = 0
-    for reps, c, r in zip(reports, centres, radii):
-        if np.isfinite(r):
-            n += sum(float(np.hypot(x - c[0], y - c[1])) > r for _, x, y in reps)
-    return n
+    """Confirmed tracks on labelled frames farther than the radius from the label: the false
+    alarms of tracking_ir.score_frames."""
+    positions = [np.array([(x, y) for _, x, y in reps], np.float64).reshape(-1, 2)
+                 for reps in reports]
+    return score_frames(positions, centres, radii)[2]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,22 +220,17 @@ def main(argv=None) -> int:
     choice = create_backend(args.backend, model=args.model, threads=args.threads,
                             precision=args.precision)
     tag = cache_tag(choice, args.model, args.precision)
-    detector = None
+    make_detector = functools.cache(  # built on the first cache miss only
+        lambda: Detector(choice.backend, input_size=input_size, score_thr=min(0.05, args.floor)))
+
     base = TrackerConfig()
     per_video: Dict[str, Dict[str, dict]] = {}
     classes: Dict[str, str] = {}
     for n in names:
         cls, centres, radii = load_labels(data / "labels" / f"{n}.json")
         classes[n] = cls
-        cp = cache_path(cache, n, args.input_size, tag, args.floor, args.max_frames)
-        if cp.is_file():
-            cached = dict(np.load(cp))
-        else:
-            detector = detector or Detector(choice.backend, input_size=input_size,
-                                            score_thr=min(0.05, args.floor))
-            cached = detect_video(data / "videos" / f"{n}.mp4", detector, args.max_frames,
-                                  args.floor)
-            np.savez_compressed(cp, **cached)
+        cached = cached_detections(cache, data, n, args.input_size, tag, args.floor,
+                                   args.max_frames, make_detector)
         boxes, scores = split(cached)
         k = min(len(boxes), len(centres))
         size = tuple(int(v) for v in cached["frame_size"])

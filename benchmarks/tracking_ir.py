@@ -19,10 +19,10 @@ target per frame in ``labels/<name>.json`` (MATLAB [x, y, w, h], 1-based: the 0-
    (oscar_edge.track, docs/tracking.md defaults) fed with detections at each score of FEED,
    each frame at time index / 30 s, in each of ``--variants`` (``default``, or settings that
    differ from it: ``motion=on``, ``min_move=3`` (px, moving-target indication),
-   ``confirm=4/6``, ``coast=1``, ``gate=16``, ``min_hit_rate=0.25``, ``clutter=5`` (the clutter
-   map's time constant in s), ``clutter_cell=6``, ``clutter_max=0.3``, ``revive=2`` (s); ``;`` between variants,
-   ``,`` between the settings of one); confirmed tracks (coasting ones included) are what it
-   reports.
+   ``confirm=4/6``, ``coast=1``, ``gate=16``, ``min_hit_rate=0.25``, ``clutter=5`` (the
+   clutter map's time constant in s), ``clutter_cell=6``, ``clutter_max=0.3``, ``revive=2``
+   (s, ID revival); ``;`` between variants, ``,`` between the settings of one); confirmed
+   tracks (coasting ones included) are what it reports.
 3. **Scoring, per labelled frame.** The frame's target is detected when a reported position
    (detection or track centre) lies within max(8 px, half the label box's diagonal) of the
    label box's centre; every reported position farther than that is a false alarm. Pd =
@@ -227,6 +227,19 @@ def detect_video(path: Path, detector, max_frames: int, floor: float) -> Dict[st
             "detector_ms": np.array(ms), "frame_size": np.array([shape[1], shape[0]])}
 
 
+def cached_detections(cache: Path, data: Path, video: str, size: str, tag: str, floor: float,
+                      max_frames: int, detector) -> Dict[str, np.ndarray]:
+    """The cached detector pass of ``video`` at ``size`` (:func:`cache_path`); on a miss, run
+    ``detector()`` (a callable that returns the detector, so it is built only when needed) with
+    :func:`detect_video` and cache the result."""
+    cp = cache_path(cache, video, size, tag, floor, max_frames)
+    if cp.is_file():
+        return dict(np.load(cp))
+    cached = detect_video(data / "videos" / f"{video}.mp4", detector(), max_frames, floor)
+    np.savez_compressed(cp, **cached)
+    return cached
+
+
 def split(cached: Dict[str, np.ndarray]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     """Per-frame (boxes, scores) lists of a cached video."""
     ends = np.cumsum(cached["counts"])
@@ -242,9 +255,11 @@ def single_frame_reports(boxes, scores, thr: float) -> List[np.ndarray]:
     return [((b[:, :2] + b[:, 2:]) * 0.5)[s >= thr] for b, s in zip(boxes, scores)]
 
 
-def track_reports(boxes, scores, motion: np.ndarray, cfg, size: Tuple[int, int]
-                  ) -> Tuple[List[np.ndarray], float]:
-    """Confirmed track centres per frame, and the tracker's median ms per frame."""
+def confirmed_tracks(boxes, scores, motion: np.ndarray, cfg, size: Tuple[int, int]
+                     ) -> Tuple[List[list], List[float]]:
+    """The tracker fed a cached video frame by frame at time index / FPS (camera motion where
+    ``cfg.motion`` and estimated): per frame its confirmed tracks (TrackReport), and the ms of
+    each update."""
     from oscar_edge.track import Tracker
 
     tr = Tracker(cfg, fps=FPS)
@@ -254,8 +269,15 @@ def track_reports(boxes, scores, motion: np.ndarray, cfg, size: Tuple[int, int]
         t0 = time.perf_counter()
         reps = tr.update(i / FPS, b, s, motion=m, frame_size=size)
         ms.append((time.perf_counter() - t0) * 1e3)
-        out.append(np.array([r.centre for r in reps if r.state == "confirmed"],
-                            np.float64).reshape(-1, 2))
+        out.append([r for r in reps if r.state == "confirmed"])
+    return out, ms
+
+
+def track_reports(boxes, scores, motion: np.ndarray, cfg, size: Tuple[int, int]
+                  ) -> Tuple[List[np.ndarray], float]:
+    """Confirmed track centres per frame, and the tracker's median ms per frame."""
+    frames, ms = confirmed_tracks(boxes, scores, motion, cfg, size)
+    out = [np.array([r.centre for r in reps], np.float64).reshape(-1, 2) for reps in frames]
     return out, float(np.median(ms)) if ms else float("nan")
 
 
@@ -347,14 +369,14 @@ def main(argv=None) -> int:
     if not names:
         raise SystemExit(f"tracking_ir: no labels in {data / 'labels'}")
     sizes = [v.strip() for v in args.input_sizes.split(",") if v.strip()]
+    if not sizes:
+        raise SystemExit("tracking_ir: --input-sizes is empty")
     try:
         shapes = {s: None if s == "fit" else parse_size(s, order="hw_out", multiple=32,
                                                         name="--input-sizes")
                   for s in sizes}
     except ValueError as exc:
         raise SystemExit(f"tracking_ir: {exc}")
-    if not sizes:
-        raise SystemExit("tracking_ir: --input-sizes is empty")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache)
@@ -384,13 +406,8 @@ def main(argv=None) -> int:
         sweeps[size] = []
         for n in names:
             cls, centres, radii = labels[n]
-            cp = cache_path(cache, n, size, tag, args.floor, args.max_frames)
-            if cp.is_file():
-                cached = dict(np.load(cp))
-            else:
-                cached = detect_video(data / "videos" / f"{n}.mp4", detector, args.max_frames,
-                                      args.floor)
-                np.savez_compressed(cp, **cached)
+            cached = cached_detections(cache, data, n, size, tag, args.floor, args.max_frames,
+                                       lambda: detector)
             det_ms.extend(cached["detector_ms"].tolist())
             boxes, scores = split(cached)
             k = min(len(boxes), len(centres))
